@@ -1,0 +1,72 @@
+// One command-line parser for every flowgate binary, so that all of them accept the same
+// forms (`--name value`, `--name=value`, short aliases such as `-r FILE`), reject unknown
+// flags the same way, and print `--help` from the same declarations that parse.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "flowgate/common/status.h"
+
+namespace flowgate {
+
+class FlagParser {
+ public:
+  // `usage` is the synopsis line(s) printed first by Help(); `description` follows it.
+  FlagParser(std::string program, std::string usage, std::string description);
+
+  // Declares a flag. `name` is the long name without dashes; `short_name` is one letter or
+  // empty. `value_name` is what Help() shows for the argument. The handler receives the
+  // argument text and returns a Status naming what is wrong with it. A flag may be given
+  // more than once; each occurrence calls the handler.
+  void AddOption(std::string name, std::string short_name, std::string value_name,
+                 std::string help, std::function<Status(std::string_view)> handler);
+  // Declares a flag that takes no argument.
+  void AddSwitch(std::string name, std::string short_name, std::string help,
+                 std::function<void()> handler);
+
+  // Typed conveniences over AddOption; the target's value at declaration is the default.
+  void AddString(std::string name, std::string short_name, std::string value_name,
+                 std::string help, std::string* target);
+  void AddUint(std::string name, std::string value_name, std::string help, uint64_t* target,
+               uint64_t min_value, uint64_t max_value);
+  // Accepts durations such as `250ms`, `15s`, `5m`, `2h`, `7d`; stores milliseconds.
+  void AddDuration(std::string name, std::string help, uint64_t* target_ms);
+  void AddBool(std::string name, std::string help, bool* target);
+
+  // Parses argv. Returns InvalidArgument with a one-line message for an unknown flag, a
+  // missing argument, or an argument the handler rejects. Positional arguments are
+  // collected and returned by positional(). `--help`/`-h` sets help_requested().
+  Status Parse(int argc, const char* const* argv);
+  Status Parse(const std::vector<std::string>& args);
+
+  bool help_requested() const { return help_requested_; }
+  const std::vector<std::string>& positional() const { return positional_; }
+  std::string Help() const;
+  const std::string& program() const { return program_; }
+
+ private:
+  struct Flag {
+    std::string name, short_name, value_name, help;
+    std::function<Status(std::string_view)> handler;  // empty for switches
+    std::function<void()> on_switch;
+  };
+  const Flag* Find(std::string_view name, bool is_short) const;
+
+  std::string program_, usage_, description_;
+  std::vector<Flag> flags_;
+  std::vector<std::string> positional_;
+  bool help_requested_ = false;
+};
+
+// Parses `250ms`, `15s`, `5m`, `2h`, `7d` (or a bare number of seconds) into milliseconds.
+Result<uint64_t> ParseDurationMs(std::string_view text);
+// Parses `1048576`, `64KiB`, `20MiB`, `2GiB` (also KB/MB/GB as powers of 1000) into bytes.
+Result<uint64_t> ParseByteSize(std::string_view text);
+// Parses a non-negative decimal integer; rejects signs, blanks and trailing text.
+Result<uint64_t> ParseUint(std::string_view text);
+
+}  // namespace flowgate

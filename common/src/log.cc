@@ -1,0 +1,67 @@
+#include "flowgate/common/log.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <ctime>
+#include <string>
+
+namespace flowgate {
+namespace {
+std::atomic<int> g_min_level{static_cast<int>(LogLevel::kInfo)};
+
+const char* LevelName(LogLevel level) {
+  switch (level) {
+    case LogLevel::kDebug:
+      return "DEBUG";
+    case LogLevel::kInfo:
+      return "INFO";
+    case LogLevel::kWarning:
+      return "WARN";
+    case LogLevel::kError:
+      return "ERROR";
+  }
+  return "?";
+}
+}  // namespace
+
+void SetLogLevel(LogLevel level) { g_min_level = static_cast<int>(level); }
+
+bool ParseLogLevel(std::string_view text, LogLevel* level) {
+  if (text == "debug") *level = LogLevel::kDebug;
+  else if (text == "info") *level = LogLevel::kInfo;
+  else if (text == "warning" || text == "warn") *level = LogLevel::kWarning;
+  else if (text == "error") *level = LogLevel::kError;
+  else return false;
+  return true;
+}
+
+void Log(LogLevel level, std::string_view component, std::string_view message) {
+  if (static_cast<int>(level) < g_min_level.load(std::memory_order_relaxed)) return;
+  auto now = std::chrono::system_clock::now();
+  std::time_t secs = std::chrono::system_clock::to_time_t(now);
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() %
+            1000;
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+  std::string line;
+  line.reserve(64 + message.size());
+  line += stamp;
+  line += '.';
+  line += std::to_string(1000 + ms).substr(1);
+  line += "Z ";
+  line += LevelName(level);
+  line += ' ';
+  line += component;
+  line += ": ";
+  line += message;
+  line += '\n';
+  // One write(2) per line keeps lines from different threads whole.
+  ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
+  (void)ignored;
+}
+
+}  // namespace flowgate
