@@ -8,9 +8,12 @@
 // it yields a DecodeError that callers count.
 #pragma once
 
+#include <compare>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <list>
+#include <string>
 #include <string_view>
 #include <unordered_map>
 
@@ -22,19 +25,25 @@ struct IpAddress {
   uint8_t version = 0;  // 4 or 6; 0 = unset
 
   bool operator==(const IpAddress& o) const;
-  auto operator<=>(const IpAddress& o) const;  // total order: version, then bytes
+  // Defined here rather than in the .cc file: a deduced (auto) return type must be visible
+  // wherever the operator is used. Only the bytes of `version` take part (4 for IPv4).
+  auto operator<=>(const IpAddress& o) const {  // total order: version, then bytes
+    if (version != o.version) return version <=> o.version;
+    const int c = std::memcmp(bytes, o.bytes, version == 4 ? 4 : sizeof(bytes));
+    return c <=> 0;
+  }
   // "192.0.2.1" or RFC 5952 text for IPv6 ("2001:db8::1").
   std::string ToString() const;
 };
 
 enum class DecodeError {
   kNone = 0,
-  kTruncated,         // the frame ends inside a header
-  kUnsupportedLink,   // a link type this decoder does not handle
-  kNotIp,             // a valid frame that carries no IP (ARP, LLDP, ...)
-  kBadIpHeader,       // version, header length or total length inconsistent
-  kFragmentUnknown,   // a non-first IPv4 fragment whose first fragment was not seen
-  kTooManyTunnels,    // nesting deeper than kMaxTunnelDepth
+  kTruncated,        // the frame ends inside a header
+  kUnsupportedLink,  // a link type this decoder does not handle
+  kNotIp,            // a valid frame that carries no IP (ARP, LLDP, ...)
+  kBadIpHeader,      // version, header length or total length inconsistent
+  kFragmentUnknown,  // a non-first IPv4/IPv6 fragment whose first fragment was not seen
+  kTooManyTunnels,   // nesting deeper than kMaxTunnelDepth
 };
 std::string_view DecodeErrorName(DecodeError error);
 
@@ -52,7 +61,7 @@ struct DecodedPacket {
   bool has_mac = false;
 
   // Transport details the flow table needs.
-  uint8_t tcp_flags = 0;     // TH_FIN=0x01, SYN=0x02, RST=0x04, PSH=0x08, ACK=0x10
+  uint8_t tcp_flags = 0;  // TH_FIN=0x01, SYN=0x02, RST=0x04, PSH=0x08, ACK=0x10
   const uint8_t* l4_payload = nullptr;
   size_t l4_payload_length = 0;
 
@@ -61,7 +70,7 @@ struct DecodedPacket {
   uint8_t tunnel_depth = 0;        // how many tunnel headers were removed
 };
 
-// Remembers the ports of IPv4 datagrams whose first fragment was seen, so that later
+// Remembers the ports of IPv4 and IPv6 datagrams whose first fragment was seen, so that later
 // fragments are attributed to the same flow. Bounded: the oldest entry goes first.
 class FragmentTracker {
  public:
@@ -75,13 +84,30 @@ class FragmentTracker {
   size_t size() const;
 
  private:
-  // (implementation-defined members)
+  struct Key {
+    IpAddress src, dst;
+    uint32_t id = 0;
+    uint8_t protocol = 0;
+    bool operator==(const Key& o) const = default;
+  };
+  struct KeyHash {
+    size_t operator()(const Key& key) const;
+  };
+  struct Entry {
+    Key key;
+    uint16_t src_port = 0, dst_port = 0;
+  };
+
+  size_t max_entries_;
+  // Newest first; the map points into the list so that eviction of the oldest is O(1).
+  std::list<Entry> entries_;
+  std::unordered_map<Key, std::list<Entry>::iterator, KeyHash> index_;
 };
 
 inline constexpr int kMaxTunnelDepth = 4;
 
 // Decodes one frame of pcap link type `linktype` (DLT_* value from pcap_datalink()).
-// `tracker` may be null, in which case non-first IPv4 fragments yield kFragmentUnknown.
+// `tracker` may be null, in which case non-first fragments yield kFragmentUnknown.
 // On success returns kNone and fills *out; on error *out is unspecified.
 DecodeError DecodePacket(int linktype, const uint8_t* frame, size_t caplen,
                          FragmentTracker* tracker, DecodedPacket* out);

@@ -11,10 +11,10 @@
 namespace flowgate::capture {
 
 struct RawPacket {
-  uint64_t timestamp_us = 0;    // packet time, microseconds since the Unix epoch
+  uint64_t timestamp_us = 0;      // packet time, microseconds since the Unix epoch
   const uint8_t* data = nullptr;  // valid until the next call to Next()
   uint32_t captured_length = 0;
-  uint32_t wire_length = 0;     // original frame length; counts as the flow's bytes
+  uint32_t wire_length = 0;  // original frame length; counts as the flow's bytes
 };
 
 struct CaptureCounters {
@@ -38,7 +38,8 @@ class PacketSource {
 };
 
 // Opens a pcap or pcapng file. Fails with a one-line message for a missing or unreadable
-// file, or a file that is not a capture ("'x' is not a pcap or pcapng capture: ...").
+// file ("cannot open capture 'x': No such file or directory"), or a file that is not a
+// capture ("'x' is not a pcap or pcapng capture (<libpcap's message>)").
 Result<std::unique_ptr<PacketSource>> OpenCaptureFile(const std::string& path);
 
 }  // namespace flowgate::capture

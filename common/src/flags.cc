@@ -1,6 +1,7 @@
 #include "flowgate/common/flags.h"
 
 #include <charconv>
+#include <optional>
 #include <sstream>
 
 namespace flowgate {

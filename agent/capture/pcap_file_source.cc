@@ -1,0 +1,111 @@
+// PacketSource over a pcap or pcapng file, read with libpcap.
+#include <pcap/pcap.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "capture/packet_source.h"
+
+namespace flowgate::capture {
+namespace {
+
+struct PcapCloser {
+  void operator()(pcap_t* handle) const { pcap_close(handle); }
+};
+struct FileCloser {
+  void operator()(std::FILE* file) const { std::fclose(file); }
+};
+using PcapHandle = std::unique_ptr<pcap_t, PcapCloser>;
+
+class PcapFileSource final : public PacketSource {
+ public:
+  PcapFileSource(PcapHandle handle, std::string path)
+      : handle_(std::move(handle)),
+        path_(std::move(path)),
+        name_(std::filesystem::path(path_).filename().string()),
+        link_type_(pcap_datalink(handle_.get())) {}
+
+  Result<bool> Next(RawPacket* packet) override {
+    // libpcap's state after a read error is not specified: keep reporting the first error.
+    if (!broken_.ok()) return broken_;
+    pcap_pkthdr* header = nullptr;
+    const u_char* data = nullptr;
+    const int rc = pcap_next_ex(handle_.get(), &header, &data);
+    if (rc == 1) {
+      const auto seconds = header->ts.tv_sec;
+      const auto microseconds = header->ts.tv_usec;
+      // A hostile file can carry times before the epoch, which the unsigned field cannot
+      // hold; they become 0 rather than a wrapped-around date.
+      packet->timestamp_us =
+          seconds < 0 || microseconds < 0
+              ? 0
+              : static_cast<uint64_t>(seconds) * 1'000'000 + static_cast<uint64_t>(microseconds);
+      packet->data = data;
+      packet->captured_length = header->caplen;
+      packet->wire_length = header->len;
+      ++counters_.packets;
+      return true;
+    }
+    if (rc == PCAP_ERROR_BREAK) return false;  // end of file
+    if (rc == 0) {
+      // Only live captures time out; a file never should.
+      broken_ = Status::Internal("capture '" + path_ + "' returned no packet and no error");
+    } else {
+      broken_ = Status::Corruption("capture '" + path_ + "' is broken after " +
+                                   std::to_string(counters_.packets) +
+                                   " packets: " + pcap_geterr(handle_.get()));
+    }
+    return broken_;
+  }
+
+  int link_type() const override { return link_type_; }
+  const std::string& name() const override { return name_; }
+  CaptureCounters counters() const override { return counters_; }
+
+ private:
+  PcapHandle handle_;
+  const std::string path_;
+  const std::string name_;
+  const int link_type_;
+  CaptureCounters counters_;
+  Status broken_;
+};
+
+Status CannotOpen(const std::string& path, int error) {
+  std::string message = "cannot open capture '" + path + "': " + std::strerror(error);
+  if (error == ENOENT || error == ENOTDIR) return Status::NotFound(std::move(message));
+  if (error == EISDIR) return Status::InvalidArgument(std::move(message));
+  return Status::IoError(std::move(message));
+}
+
+}  // namespace
+
+Result<std::unique_ptr<PacketSource>> OpenCaptureFile(const std::string& path) {
+  // The file is opened here rather than by libpcap so that a missing, unreadable or
+  // directory path gets an errno message, and libpcap's errors can only mean "not a
+  // capture". Checking the opened descriptor also avoids a race with a separate stat().
+  std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
+  if (file == nullptr) return CannotOpen(path, errno);
+  struct stat info;
+  if (fstat(fileno(file.get()), &info) != 0) return CannotOpen(path, errno);
+  if (S_ISDIR(info.st_mode)) return CannotOpen(path, EISDIR);
+
+  char errbuf[PCAP_ERRBUF_SIZE] = {};
+  // Nanosecond pcapng files are scaled to microseconds by libpcap.
+  PcapHandle handle(
+      pcap_fopen_offline_with_tstamp_precision(file.get(), PCAP_TSTAMP_PRECISION_MICRO, errbuf));
+  if (handle == nullptr) {
+    // On failure libpcap leaves the FILE to its caller, which `file` closes.
+    return Status::InvalidArgument("'" + path + "' is not a pcap or pcapng capture (" + errbuf +
+                                   ")");
+  }
+  file.release();  // pcap_close() closes it from now on
+  return std::unique_ptr<PacketSource>(std::make_unique<PcapFileSource>(std::move(handle), path));
+}
+
+}  // namespace flowgate::capture

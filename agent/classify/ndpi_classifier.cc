@@ -1,0 +1,251 @@
+#include "classify/ndpi_classifier.h"
+
+#include <ndpi/ndpi_api.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <vector>
+
+namespace flowgate::classify {
+namespace {
+
+std::string Hex16(uint16_t value) {
+  char text[8];
+  std::snprintf(text, sizeof text, "0x%04x", value);
+  return text;
+}
+
+std::string HexBytes(const uint8_t* bytes, size_t length) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(length * 2);
+  for (size_t i = 0; i < length; ++i) {
+    out += kDigits[bytes[i] >> 4];
+    out += kDigits[bytes[i] & 0xf];
+  }
+  return out;
+}
+
+bool AllZero(const uint8_t* bytes, size_t length) {
+  return std::all_of(bytes, bytes + length, [](uint8_t b) { return b == 0; });
+}
+
+// nDPI's fixed-size char arrays are NUL-terminated, but hostile traffic is not to be
+// trusted with that: never read past the array.
+template <size_t N>
+std::string FromArray(const char (&text)[N]) {
+  return std::string(text, strnlen(text, N));
+}
+
+std::string FromPointer(const char* text) { return text == nullptr ? std::string() : text; }
+
+// The common name out of a distinguished name such as "C=US, O=Google, CN=*.google.com".
+std::string CommonName(const std::string& dn) {
+  size_t at = dn.find("CN=");
+  if (at == std::string::npos) return {};
+  size_t end = dn.find(',', at);
+  return dn.substr(at + 3, end == std::string::npos ? std::string::npos : end - at - 3);
+}
+
+bool Is(const ndpi_protocol& p, uint16_t id) { return p.master_protocol == id || p.app_protocol == id; }
+
+// The union ndpi_flow_struct::protos is only meaningful for the dissector that ran.
+bool UsesTlsState(const ndpi_protocol& p) {
+  return Is(p, NDPI_PROTOCOL_TLS) || Is(p, NDPI_PROTOCOL_QUIC) || Is(p, NDPI_PROTOCOL_DTLS) ||
+         Is(p, NDPI_PROTOCOL_MAIL_IMAPS) || Is(p, NDPI_PROTOCOL_MAIL_POPS) ||
+         Is(p, NDPI_PROTOCOL_MAIL_SMTPS);
+}
+
+void FillTls(const ndpi_flow_struct& flow, v1::SslInfo* ssl) {
+  const auto& tls = flow.protos.tls_quic;
+  if (tls.ssl_version != 0) ssl->set_version(Hex16(tls.ssl_version));
+  if (tls.server_cipher != 0) ssl->set_cipher_suite(Hex16(tls.server_cipher));
+  ssl->set_client_sni(FromArray(flow.host_server_name));
+  ssl->set_issuer_dn(FromPointer(tls.issuerDN));
+  ssl->set_subject_dn(FromPointer(tls.subjectDN));
+  ssl->set_server_cn(CommonName(ssl->subject_dn()));
+  ssl->set_client_ja3(FromArray(tls.ja3_client));
+  ssl->set_server_ja3(FromArray(tls.ja3_server));
+  if (!AllZero(tls.sha1_certificate_fingerprint, sizeof tls.sha1_certificate_fingerprint)) {
+    ssl->set_fingerprint(
+        HexBytes(tls.sha1_certificate_fingerprint, sizeof tls.sha1_certificate_fingerprint));
+  }
+  ssl->set_alpn(FromPointer(tls.alpn));
+}
+
+}  // namespace
+
+void NdpiModule::ModuleFree::operator()(ndpi_detection_module_struct* module) const {
+  ndpi_exit_detection_module(module);
+}
+
+void FlowClassifier::NdpiFlowFree::operator()(ndpi_flow_struct* flow) const {
+  ndpi_free_flow(flow);
+}
+
+Result<std::unique_ptr<NdpiModule>> NdpiModule::Create(const ClassifierOptions& options) {
+  std::unique_ptr<NdpiModule> module(new NdpiModule());
+  module->options_ = options;
+  module->module_.reset(ndpi_init_detection_module(ndpi_no_prefs));
+  if (module->module_ == nullptr) return Status::Internal("nDPI failed to initialise");
+  NDPI_PROTOCOL_BITMASK all;
+  NDPI_BITMASK_SET_ALL(all);
+  ndpi_set_protocol_detection_bitmask2(module->raw(), &all);
+  if (!options.protos_file.empty()) {
+    if (::access(options.protos_file.c_str(), R_OK) != 0) {
+      return Status::InvalidArgument("cannot read nDPI protocols file '" + options.protos_file +
+                                     "': " + std::strerror(errno));
+    }
+    if (ndpi_load_protocols_file(module->raw(), options.protos_file.c_str()) < 0) {
+      return Status::InvalidArgument("nDPI rejected protocols file '" + options.protos_file + "'");
+    }
+  }
+  ndpi_finalize_initialization(module->raw());
+  return module;
+}
+
+NdpiModule::~NdpiModule() = default;
+
+std::string NdpiModule::ProtocolName(uint16_t id) const {
+  const char* name = ndpi_get_proto_name(raw(), id);
+  return name == nullptr ? "Unknown" : name;
+}
+
+size_t NdpiModule::FlowStateBytes() { return ndpi_detection_get_sizeof_ndpi_flow_struct(); }
+
+v1::Definitions NdpiModule::Definitions() const {
+  // nDPI has one id space for protocols and applications, and both kinds of id appear in
+  // `detected_protocol` and `detected_application`: both lists carry the whole catalogue.
+  v1::Definitions definitions;
+  const u_int count = ndpi_get_num_supported_protocols(raw());
+  for (u_int id = 0; id < count; ++id) {
+    std::string name = ProtocolName(static_cast<uint16_t>(id));
+    v1::ProtocolTag tag;
+    tag.set_id(id);
+    tag.set_tag(name);
+    *definitions.add_protocols() = tag;
+    *definitions.add_applications() = std::move(tag);
+  }
+  return definitions;
+}
+
+FlowClassifier::FlowClassifier(uint8_t ip_protocol) : ip_protocol_(ip_protocol) {
+  const size_t size = NdpiModule::FlowStateBytes();
+  auto* flow = static_cast<ndpi_flow_struct*>(ndpi_flow_malloc(size));
+  if (flow != nullptr) std::memset(flow, 0, size);
+  ndpi_flow_.reset(flow);
+  detection_.set_detected_protocol_name("Unknown");
+  detection_.set_detected_application_name("Unknown");
+}
+
+FlowClassifier::~FlowClassifier() = default;
+FlowClassifier::FlowClassifier(FlowClassifier&&) noexcept = default;
+FlowClassifier& FlowClassifier::operator=(FlowClassifier&&) noexcept = default;
+
+ClassifyStep FlowClassifier::Process(NdpiModule& module, const uint8_t* l3, size_t l3_length,
+                                     uint64_t time_ms) {
+  if (final()) return ClassifyStep::kUnchanged;
+  ++packets_;
+  const auto length = static_cast<unsigned short>(std::min<size_t>(l3_length, 0xffff));
+  ndpi_protocol proto =
+      ndpi_detection_process_packet(module.raw(), ndpi_flow_.get(), l3, length, time_ms);
+  const uint32_t limit = ip_protocol_ == IPPROTO_TCP ? module.options().max_tcp_packets
+                                                     : module.options().max_udp_packets;
+  const bool enough = packets_ >= limit;
+  const bool answered = proto.app_protocol != NDPI_PROTOCOL_UNKNOWN;
+  if (!answered && !enough) return ClassifyStep::kPending;
+  // With an answer, keep feeding while nDPI can still learn more (certificates, ...).
+  const bool finishing = enough || !ndpi_extra_dissection_possible(module.raw(), ndpi_flow_.get());
+  return Update(module, finishing);
+}
+
+ClassifyStep FlowClassifier::Finish(NdpiModule& module) {
+  if (final()) return ClassifyStep::kUnchanged;
+  return Update(module, true);
+}
+
+ClassifyStep FlowClassifier::Update(NdpiModule& module, bool finishing) {
+  ndpi_flow_struct& flow = *ndpi_flow_;
+  ndpi_protocol proto{};
+  proto.app_protocol = flow.detected_protocol_stack[0];
+  proto.master_protocol = flow.detected_protocol_stack[1];
+  proto.category = flow.category;
+  bool guessed = false;
+  if (finishing && proto.app_protocol == NDPI_PROTOCOL_UNKNOWN) {
+    uint8_t was_guessed = 0;
+    proto = ndpi_detection_giveup(module.raw(), &flow, 1, &was_guessed);
+    guessed = true;  // nDPI gave up: whatever label it offers is not a DPI answer
+  }
+  // Match ndpiReader's naming: "TLS.Google" is protocol TLS, application Google; a lone
+  // "HTTP" is protocol HTTP with no application.
+  uint16_t protocol = proto.app_protocol;
+  uint16_t application = NDPI_PROTOCOL_UNKNOWN;
+  if (proto.master_protocol != NDPI_PROTOCOL_UNKNOWN && proto.master_protocol != proto.app_protocol) {
+    protocol = proto.master_protocol;
+    application = proto.app_protocol;
+  }
+
+  v1::FlowMetadata d;
+  d.set_detected_protocol(protocol);
+  d.set_detected_protocol_name(module.ProtocolName(protocol));
+  d.set_detected_application(application);
+  d.set_detected_application_name(module.ProtocolName(application));
+  d.set_detection_guessed(guessed);
+  const char* confidence = ndpi_confidence_get_name(flow.confidence);
+  if (confidence != nullptr) d.set_detection_confidence(confidence);
+  d.mutable_category()->set_application(proto.category);
+  ndpi_proto_defaults_t* defaults = ndpi_get_proto_defaults(module.raw());
+  if (defaults != nullptr && protocol < ndpi_get_num_supported_protocols(module.raw())) {
+    d.mutable_category()->set_protocol(defaults[protocol].protoCategory);
+  }
+  d.set_host_server_name(FromArray(flow.host_server_name));
+  if (UsesTlsState(proto)) {
+    FillTls(flow, d.mutable_ssl());
+  } else if (Is(proto, NDPI_PROTOCOL_DNS)) {
+    d.mutable_dns()->set_query(FromArray(flow.host_server_name));
+    d.mutable_dns()->set_query_type(flow.protos.dns.query_type);
+    d.mutable_dns()->set_reply_code(flow.protos.dns.reply_code);
+  } else if (Is(proto, NDPI_PROTOCOL_SSH)) {
+    d.mutable_ssh()->set_client(FromArray(flow.protos.ssh.client_signature));
+    d.mutable_ssh()->set_server(FromArray(flow.protos.ssh.server_signature));
+  } else if (Is(proto, NDPI_PROTOCOL_DHCP)) {
+    d.mutable_dhcp()->set_fingerprint(FromArray(flow.protos.dhcp.fingerprint));
+    d.mutable_dhcp()->set_class_ident(FromArray(flow.protos.dhcp.class_ident));
+  } else if (Is(proto, NDPI_PROTOCOL_BITTORRENT)) {
+    const auto& hash = flow.protos.bittorrent.hash;
+    if (!AllZero(hash, sizeof hash)) d.mutable_bt()->set_info_hash(HexBytes(hash, sizeof hash));
+  }
+  d.mutable_http()->set_url(FromPointer(flow.http.url));
+  d.mutable_http()->set_user_agent(FromPointer(flow.http.user_agent));
+  if (flow.risk != 0) {
+    uint16_t client = 0, server = 0;
+    v1::Risks* risks = d.mutable_risks();
+    risks->set_ndpi_risk_score(ndpi_risk2score(flow.risk, &client, &server));
+    risks->set_ndpi_risk_score_client(client);
+    risks->set_ndpi_risk_score_server(server);
+    for (uint32_t bit = 1; bit < NDPI_MAX_RISK; ++bit) {
+      if ((flow.risk & (ndpi_risk{1} << bit)) != 0) risks->add_risks(bit);
+    }
+  }
+  if (finishing) ndpi_flow_.reset();  // the answer is final: free nDPI's per-flow state
+
+  const bool has_answer = protocol != NDPI_PROTOCOL_UNKNOWN || finishing;
+  if (!has_answer) return ClassifyStep::kPending;
+  // Between the first answer and the final one nDPI only adds detail (server hello,
+  // certificate, ...): readers get the first answer at once and one refinement at the end,
+  // not a message per packet.
+  if (answered_ && !finishing) return ClassifyStep::kUnchanged;
+  const bool changed = d.SerializeAsString() != detection_.SerializeAsString();
+  detection_ = std::move(d);
+  if (!answered_) {
+    answered_ = true;
+    return ClassifyStep::kDetected;
+  }
+  return changed ? ClassifyStep::kRefined : ClassifyStep::kUnchanged;
+}
+
+}  // namespace flowgate::classify

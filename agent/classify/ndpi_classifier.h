@@ -1,0 +1,104 @@
+// Deep packet inspection with nDPI 4.2: one NdpiModule per worker thread (nDPI modules
+// are not thread-safe), one FlowClassifier per flow.
+//
+// A flow's packets go to nDPI until it has its answer and wants no more (no further
+// dissection), or until a per-flow packet limit is reached, at which point nDPI gives up
+// and guesses. Then the classifier copies what nDPI found into flowgate's metadata and
+// frees nDPI's per-flow state, so a long-lived flow costs little memory.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "flowgate/common/status.h"
+#include "flowgate/v1/events.pb.h"
+
+struct ndpi_detection_module_struct;
+struct ndpi_flow_struct;
+
+namespace flowgate::classify {
+
+struct ClassifierOptions {
+  // An nDPI protocol rules file (ndpi_load_protocols_file format). Default: none.
+  std::string protos_file;
+  // Packets of a TCP flow given to nDPI before it must give up. Default: 80 (ndpiReader).
+  uint32_t max_tcp_packets = 80;
+  // Packets of any other flow given to nDPI before it must give up. Default: 24.
+  uint32_t max_udp_packets = 24;
+};
+
+class NdpiModule;
+
+// What a packet did to a flow's classification.
+enum class ClassifyStep {
+  kPending,       // no answer yet
+  kDetected,      // first answer: the flow's `flow` event is due
+  kRefined,       // the answer changed (or got more detail) after it was first given
+  kUnchanged,     // nothing new
+};
+
+// The DPI state of one flow. Owned by the worker's flow table; used on that thread only.
+class FlowClassifier {
+ public:
+  explicit FlowClassifier(uint8_t ip_protocol);
+  ~FlowClassifier();
+  FlowClassifier(FlowClassifier&&) noexcept;
+  FlowClassifier& operator=(FlowClassifier&&) noexcept;
+
+  // Gives one packet (starting at its IP header) to nDPI, unless classification is final.
+  ClassifyStep Process(NdpiModule& module, const uint8_t* l3, size_t l3_length,
+                       uint64_t time_ms);
+  // Makes the classification final now (a guess if nDPI has no answer): at flow end.
+  ClassifyStep Finish(NdpiModule& module);
+
+  // True once nDPI's state is freed and the answer cannot change.
+  bool final() const { return ndpi_flow_ == nullptr; }
+  bool has_answer() const { return answered_; }
+  uint32_t packets_inspected() const { return packets_; }
+  // The detection fields of `flow` messages: detected_*, category, host name, ssl, http,
+  // dns, dhcp, ssh, bt, risks, detection_guessed, detection_confidence.
+  const v1::FlowMetadata& detection() const { return detection_; }
+
+ private:
+  ClassifyStep Update(NdpiModule& module, bool finishing);
+
+  struct NdpiFlowFree {
+    void operator()(ndpi_flow_struct* flow) const;
+  };
+  std::unique_ptr<ndpi_flow_struct, NdpiFlowFree> ndpi_flow_;
+  uint8_t ip_protocol_;
+  uint32_t packets_ = 0;
+  bool answered_ = false;
+  v1::FlowMetadata detection_;
+};
+
+class NdpiModule {
+ public:
+  // Initialises nDPI with every protocol enabled and loads options.protos_file. Fails
+  // with a message naming the file when it cannot be read.
+  static Result<std::unique_ptr<NdpiModule>> Create(const ClassifierOptions& options);
+  ~NdpiModule();
+  NdpiModule(const NdpiModule&) = delete;
+  NdpiModule& operator=(const NdpiModule&) = delete;
+
+  // The protocol and application catalogue for `definitions` messages.
+  v1::Definitions Definitions() const;
+  // nDPI's name for a protocol id ("TLS", "YouTube", "Unknown").
+  std::string ProtocolName(uint16_t id) const;
+  // Bytes nDPI allocates per flow for its state while a flow is being inspected.
+  static size_t FlowStateBytes();
+
+  const ClassifierOptions& options() const { return options_; }
+  ndpi_detection_module_struct* raw() const { return module_.get(); }
+
+ private:
+  NdpiModule() = default;
+  struct ModuleFree {
+    void operator()(ndpi_detection_module_struct* module) const;
+  };
+  std::unique_ptr<ndpi_detection_module_struct, ModuleFree> module_;
+  ClassifierOptions options_;
+};
+
+}  // namespace flowgate::classify

@@ -1,0 +1,46 @@
+#include "flowgate/common/identity.h"
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <random>
+
+namespace flowgate {
+
+const char* FlowgateVersion() { return FLOWGATE_VERSION; }
+
+std::string MakeUuid() {
+  std::random_device entropy;  // /dev/urandom on Linux
+  unsigned char bytes[16];
+  for (size_t i = 0; i < sizeof bytes; i += 4) {
+    const unsigned int word = entropy();
+    for (size_t j = 0; j < 4; ++j) bytes[i + j] = static_cast<unsigned char>(word >> (8 * j));
+  }
+  bytes[6] = static_cast<unsigned char>((bytes[6] & 0x0f) | 0x40);  // version 4
+  bytes[8] = static_cast<unsigned char>((bytes[8] & 0x3f) | 0x80);  // RFC 4122 variant
+  char text[37];
+  std::snprintf(text, sizeof text,
+                "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", bytes[0],
+                bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], bytes[8],
+                bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]);
+  return text;
+}
+
+std::string HostName() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "unknown";
+  return name;
+}
+
+ProcessUsage CurrentProcessUsage() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  ProcessUsage out;
+  out.cpu_user_s = static_cast<double>(usage.ru_utime.tv_sec) + usage.ru_utime.tv_usec / 1e6;
+  out.cpu_system_s = static_cast<double>(usage.ru_stime.tv_sec) + usage.ru_stime.tv_usec / 1e6;
+  out.maxrss_kb = static_cast<uint64_t>(usage.ru_maxrss);
+  return out;
+}
+
+}  // namespace flowgate

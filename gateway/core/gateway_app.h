@@ -1,0 +1,49 @@
+// The gateway as a library: agent listener -> RocksDB store -> JSON socket fan-out.
+// main() parses flags into GatewayOptions and runs a Gateway until a signal; tests can run
+// one in-process.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "flowgate/common/status.h"
+
+namespace flowgate::gateway {
+
+struct GatewayOptions {
+  // RocksDB directory. REQUIRED.
+  std::string data_dir;
+  // ZeroMQ endpoint for agents. Default: tcp://127.0.0.1:7151.
+  std::string agents_listen = "tcp://127.0.0.1:7151";
+  // netifyd-compatible JSON socket paths. Default: none.
+  std::vector<std::string> json_sockets;
+  // netifyd-compatible JSON TCP listeners, HOST:PORT. Default: none.
+  std::vector<std::string> json_tcp;
+  // Per-client buffer of the JSON socket. Default: 4 MiB.
+  uint64_t json_client_buffer_bytes = 4u << 20;
+  // Interval of the gateway's own agent_status on the JSON socket. Default: 15 s.
+  uint64_t status_interval_ms = 15'000;
+  // fsync the store's log on every batch. Default: false.
+  bool sync_writes = false;
+};
+
+class Gateway {
+ public:
+  // Opens the store and binds every listener; fails with a message naming the one that
+  // could not be opened.
+  static Result<std::unique_ptr<Gateway>> Start(const GatewayOptions& options);
+  virtual ~Gateway() = default;
+
+  // The agent endpoint actually bound (the port is filled in when "*" was given).
+  virtual std::string agents_endpoint() const = 0;
+  // The JSON TCP addresses actually bound.
+  virtual std::vector<std::string> json_tcp_addresses() const = 0;
+  // Sends the gateway's periodic agent_status to JSON clients. Called by the run loop.
+  virtual void PublishStatus() = 0;
+  // Stops listeners, then the store, in reverse order of start. Idempotent.
+  virtual void Stop() = 0;
+};
+
+}  // namespace flowgate::gateway

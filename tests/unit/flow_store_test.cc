@@ -1,0 +1,134 @@
+#include "flowgate/storage/flow_store.h"
+
+#include <gtest/gtest.h>
+
+#include "../support/temp_dir.h"
+
+namespace flowgate::storage {
+namespace {
+
+v1::Envelope MakeBatch(const std::string& boot, uint64_t sequence, const std::string& digest,
+                       uint64_t local_bytes) {
+  v1::Envelope envelope;
+  envelope.set_version(v1::PROTOCOL_VERSION_1);
+  envelope.set_sequence(sequence);
+  auto* agent = envelope.mutable_agent();
+  agent->set_id("agent-1");
+  agent->set_name("probe-1");
+  agent->set_site("site-a");
+  agent->set_boot_id(boot);
+  auto* flow = envelope.add_events()->mutable_flow();
+  flow->mutable_context()->set_interface("eth0");
+  flow->mutable_flow()->set_digest(digest);
+  flow->mutable_flow()->set_detected_protocol_name("TLS");
+  flow->mutable_flow()->set_first_seen_at(1000);
+  auto* purge = envelope.add_events()->mutable_flow_purge();
+  purge->set_reason(v1::PURGE_REASON_TERMINATED);
+  purge->mutable_flow()->set_digest(digest);
+  purge->mutable_flow()->set_local_bytes(local_bytes);
+  purge->mutable_flow()->set_total_bytes(local_bytes);
+  purge->mutable_flow()->set_last_seen_at(2000);
+  return envelope;
+}
+
+std::unique_ptr<FlowStore> OpenOrDie(const std::string& path) {
+  Result<std::unique_ptr<FlowStore>> store = OpenRocksFlowStore({.path = path});
+  EXPECT_TRUE(store.ok()) << (store.ok() ? "" : store.status().message());
+  return std::move(store).value();
+}
+
+TEST(FlowStore, AppliesBatchAndFoldsFlowEvents) {
+  testing::TempDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  std::vector<v1::StoredEvent> stored;
+  auto result = store->Append(MakeBatch("boot-1", 1, "d1", 500), 42, &stored);
+  ASSERT_TRUE(result.ok()) << result.status().message();
+  EXPECT_EQ(result->outcome, AppendOutcome::kApplied);
+  ASSERT_EQ(stored.size(), 2u);
+  EXPECT_EQ(stored[0].gateway_sequence(), 1u);
+  EXPECT_EQ(stored[1].gateway_sequence(), 2u);
+  EXPECT_EQ(stored[0].agent().name(), "probe-1");
+
+  auto flow = store->GetFlow("agent-1", "d1");
+  ASSERT_TRUE(flow.ok());
+  ASSERT_TRUE(flow->has_value());
+  EXPECT_EQ((*flow)->metadata().detected_protocol_name(), "TLS");
+  EXPECT_EQ((*flow)->counters().local_bytes(), 500u);
+  EXPECT_EQ((*flow)->counters().last_seen_at(), 2000u);
+  EXPECT_EQ((*flow)->purge_reason(), v1::PURGE_REASON_TERMINATED);
+  EXPECT_EQ((*flow)->agent().site(), "site-a");
+}
+
+TEST(FlowStore, ResentBatchIsAppliedOnce) {
+  testing::TempDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  ASSERT_TRUE(store->Append(MakeBatch("boot-1", 1, "d1", 500), 1, nullptr).ok());
+  std::vector<v1::StoredEvent> stored;
+  auto again = store->Append(MakeBatch("boot-1", 1, "d1", 500), 2, &stored);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->outcome, AppendOutcome::kDuplicate);
+  EXPECT_TRUE(stored.empty());
+  EXPECT_EQ(store->last_sequence(), 2u);
+  auto flow = store->GetFlow("agent-1", "d1");
+  EXPECT_EQ((*flow)->counters().local_bytes(), 500u) << "a duplicate must not add counters";
+
+  // A new boot starts its own sequence; a skipped sequence is counted as a gap.
+  auto next = store->Append(MakeBatch("boot-2", 3, "d2", 1), 3, nullptr);
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->outcome, AppendOutcome::kApplied);
+  EXPECT_EQ(next->missing_before, 2u);
+  auto agents = store->ListAgents();
+  ASSERT_TRUE(agents.ok());
+  ASSERT_EQ(agents->size(), 1u);
+  EXPECT_EQ((*agents)[0].batches_duplicate(), 1u);
+  EXPECT_EQ((*agents)[0].batches_applied(), 2u);
+  EXPECT_EQ((*agents)[0].sequence_gaps(), 2u);
+}
+
+TEST(FlowStore, EverythingSurvivesReopen) {
+  testing::TempDir dir;
+  {
+    auto store = OpenOrDie(dir.Sub("db"));
+    for (uint64_t seq = 1; seq <= 10; ++seq) {
+      ASSERT_TRUE(store->Append(MakeBatch("boot-1", seq, "d" + std::to_string(seq), seq), 1, nullptr).ok());
+    }
+  }
+  auto store = OpenOrDie(dir.Sub("db"));
+  EXPECT_EQ(store->last_sequence(), 20u);
+  size_t flows = 0;
+  ASSERT_TRUE(store->ScanFlows([&](const v1::FlowRecord&) { return ++flows, true; }).ok());
+  EXPECT_EQ(flows, 10u);
+  std::vector<v1::StoredEvent> events;
+  ASSERT_TRUE(store->ReadEvents(15, 100, &events).ok());
+  ASSERT_EQ(events.size(), 5u);
+  EXPECT_EQ(events.front().gateway_sequence(), 16u);
+  // The delivery mark survived too: a resend after restart is still a duplicate.
+  auto again = store->Append(MakeBatch("boot-1", 10, "d10", 10), 1, nullptr);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->outcome, AppendOutcome::kDuplicate);
+  // The next append continues the log rather than overwriting it.
+  std::vector<v1::StoredEvent> stored;
+  ASSERT_TRUE(store->Append(MakeBatch("boot-1", 11, "d11", 1), 1, &stored).ok());
+  EXPECT_EQ(stored.front().gateway_sequence(), 21u);
+}
+
+TEST(FlowStore, SecondOpenOfTheSameDirectoryFailsClearly) {
+  testing::TempDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  auto second = OpenRocksFlowStore({.path = dir.Sub("db")});
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find("in use"), std::string::npos)
+      << second.status().message();
+}
+
+TEST(FlowStore, RejectsBatchWithoutIdentity) {
+  testing::TempDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  v1::Envelope envelope = MakeBatch("", 1, "d", 1);
+  auto result = store->Append(envelope, 1, nullptr);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace flowgate::storage

@@ -1,0 +1,147 @@
+#include "flowgate/common/netifyd_json.h"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+namespace flowgate {
+namespace {
+
+using nlohmann::json;
+
+v1::Event SampleFlow() {
+  v1::Event e;
+  auto* f = e.mutable_flow();
+  f->mutable_context()->set_interface("eth0");
+  auto* m = f->mutable_flow();
+  m->set_digest(std::string(40, 'a'));
+  m->set_ip_version(4);
+  m->set_ip_protocol(6);
+  m->set_local_ip("192.168.1.10");
+  m->set_other_ip("142.250.1.1");
+  m->set_local_port(50000);
+  m->set_other_port(443);
+  m->set_other_type(v1::OTHER_TYPE_REMOTE);
+  m->set_detected_protocol(91);
+  m->set_detected_protocol_name("TLS");
+  m->set_detected_application(126);
+  m->set_detected_application_name("Google");
+  m->set_host_server_name("www.google.com");
+  m->mutable_ssl()->set_client_sni("www.google.com");
+  m->set_first_seen_at(1700000000123);
+  return e;
+}
+
+TEST(NetifydJson, FrameIsLengthHeaderThenPayloadEndingInNewline) {
+  std::string frame = EncodeNetifydFrame(SampleFlow(), nullptr);
+  size_t nl = frame.find('\n');
+  ASSERT_NE(nl, std::string::npos);
+  std::string header = frame.substr(0, nl + 1);
+  std::string payload = frame.substr(nl + 1);
+  EXPECT_EQ(header, "{\"length\": " + std::to_string(payload.size()) + "}\n");
+  EXPECT_EQ(payload.back(), '\n');
+  EXPECT_EQ(payload.find('\n'), payload.size() - 1) << "payload must be a single line";
+  EXPECT_EQ(payload.find(": "), std::string::npos) << "payload must be compact";
+}
+
+TEST(NetifydJson, FlowCarriesNetifydFieldsAndOmitsEmptyStrings) {
+  std::string payload = EncodeNetifydPayload(SampleFlow(), nullptr);
+  json j = json::parse(payload);
+  EXPECT_EQ(j["type"], "flow");
+  EXPECT_EQ(j["interface"], "eth0");
+  EXPECT_EQ(j["internal"], false);
+  EXPECT_EQ(j["established"], false);
+  EXPECT_EQ(j["flow"]["detected_protocol_name"], "TLS");
+  EXPECT_EQ(j["flow"]["detected_application_name"], "Google");
+  EXPECT_EQ(j["flow"]["other_type"], "remote");
+  EXPECT_EQ(j["flow"]["first_seen_at"], 1700000000123ULL);
+  EXPECT_EQ(j["flow"]["ssl"], json({{"client_sni", "www.google.com"}}));
+  EXPECT_FALSE(j["flow"].contains("http")) << "an empty object is omitted";
+  EXPECT_EQ(j["flow"]["local_mac"], "00:00:00:00:00:00") << "an unknown MAC is all zeros";
+  EXPECT_FALSE(j.contains("agent")) << "agent output carries no agent object";
+  // Keys come out sorted, as netifyd's do.
+  EXPECT_LT(payload.find("\"established\""), payload.find("\"flow\""));
+  EXPECT_LT(payload.find("\"interface\""), payload.find("\"type\""));
+}
+
+TEST(NetifydJson, MergedStreamNamesTheSourceAgent) {
+  v1::AgentIdentity agent;
+  agent.set_id("0f1e2d3c-0000-4000-8000-000000000001");
+  agent.set_name("probe-1");
+  agent.set_site("site-a");
+  json j = json::parse(EncodeNetifydPayload(SampleFlow(), &agent));
+  EXPECT_EQ(j["agent"], json({{"id", agent.id()}, {"name", "probe-1"}, {"site", "site-a"}}));
+}
+
+TEST(NetifydJson, PurgeHasReasonAndCounters) {
+  v1::Event e;
+  auto* p = e.mutable_flow_purge();
+  p->set_reason(v1::PURGE_REASON_TERMINATED);
+  p->mutable_flow()->set_total_bytes(1234);
+  p->mutable_flow()->set_digest("ab");
+  json j = json::parse(EncodeNetifydPayload(e, nullptr));
+  EXPECT_EQ(j["type"], "flow_purge");
+  EXPECT_EQ(j["reason"], "terminated");
+  EXPECT_EQ(j["flow"]["total_bytes"], 1234);
+  p->set_reason(v1::PURGE_REASON_EVICTED);
+  EXPECT_EQ(json::parse(EncodeNetifydPayload(e, nullptr))["reason"], "expired");
+}
+
+TEST(NetifydJson, HelloAndStatusUseNetifydTypes) {
+  v1::Event hello;
+  hello.mutable_agent_hello()->set_agent_version("0.1.0");
+  hello.mutable_agent_hello()->set_json_version(kNetifydJsonVersion);
+  std::string payload = EncodeNetifydPayload(hello, nullptr);
+  EXPECT_NE(payload.find("\"json_version\":1.9"), std::string::npos) << payload;
+  EXPECT_EQ(json::parse(payload)["agent_version"], "0.1.0");
+
+  v1::Event status;
+  status.mutable_agent_status()->set_timestamp(1700000000);
+  auto* stats = status.mutable_agent_status()->add_stats();
+  stats->set_name("eth0");
+  stats->set_raw(10);
+  json j = json::parse(EncodeNetifydPayload(status, nullptr));
+  EXPECT_EQ(j["type"], "agent_status");
+  EXPECT_EQ(j["timestamp"], 1700000000);
+  EXPECT_EQ(j["stats"]["eth0"]["raw"], 10);
+}
+
+TEST(NetifydJson, InvalidUtf8BecomesReplacementCharacter) {
+  v1::Event e = SampleFlow();
+  e.mutable_flow()->mutable_flow()->set_host_server_name(std::string("bad\xff\xfehost"));
+  std::string payload = EncodeNetifydPayload(e, nullptr);
+  json j = json::parse(payload);  // must be valid UTF-8 JSON
+  EXPECT_EQ(j["flow"]["host_server_name"], "bad\xEF\xBF\xBD\xEF\xBF\xBDhost");
+}
+
+TEST(NetifydFrameReader, ReassemblesFramesSplitAtEveryByte) {
+  std::string stream = EncodeNetifydFrame(SampleFlow(), nullptr) +
+                       EncodeNetifydFrame(SampleFlow(), nullptr);
+  for (size_t cut = 0; cut <= stream.size(); ++cut) {
+    NetifydFrameReader reader;
+    ASSERT_TRUE(reader.Feed(stream.substr(0, cut)).ok());
+    ASSERT_TRUE(reader.Feed(stream.substr(cut)).ok());
+    std::string payload;
+    int count = 0;
+    while (reader.Next(&payload)) {
+      ++count;
+      EXPECT_EQ(json::parse(payload)["type"], "flow");
+    }
+    EXPECT_EQ(count, 2) << "cut at " << cut;
+    EXPECT_EQ(reader.pending_bytes(), 0u);
+  }
+}
+
+TEST(NetifydFrameReader, RejectsMalformedHeadersAndBodies) {
+  for (const char* bad : {"{\"length\":5}\nabcd\n", "{\"length\": x}\n", "hello\n",
+                          "{\"length\": 3}\nabc", "{\"length\": 0}\n",
+                          "{\"length\": 99999999999999999999}\n"}) {
+    NetifydFrameReader reader(1 << 20);
+    Status s = reader.Feed(bad);
+    EXPECT_FALSE(s.ok()) << "accepted: " << bad;
+    EXPECT_FALSE(reader.Feed("{\"length\": 2}\n{\n").ok()) << "a failed reader stays failed";
+  }
+}
+
+}  // namespace
+}  // namespace flowgate
