@@ -43,7 +43,6 @@ constexpr size_t kPppoeHeaderLength = 8;  // 6 bytes PPPoE + 2 bytes PPP protoco
 constexpr size_t kMplsLabelLength = 4;
 
 constexpr uint8_t kProtoHopByHop = 0;
-constexpr uint8_t kProtoIcmp = 1;
 constexpr uint8_t kProtoIpIp = 4;
 constexpr uint8_t kProtoTcp = 6;
 constexpr uint8_t kProtoUdp = 17;

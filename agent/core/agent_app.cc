@@ -132,7 +132,7 @@ class Agent {
     Status capture_status = Capture(**source, table);
 
     table.PurgeAll(v1::PURGE_REASON_TERMINATED);
-    EmitStatus(table, (*source)->name(), last_packet_ms_);
+    EmitStatus(table, (*source)->name(), last_packet_ms_, /*final=*/true);
     Log(LogLevel::kInfo, "agent",
         "read " + std::to_string((*source)->counters().packets) + " packets from " +
             (*source)->name() + ", " + std::to_string(table.stats().created()) + " flows, " +
@@ -194,13 +194,14 @@ class Agent {
       }
       if (now_ms >= next_update_ms) {
         table.EmitStats();
-        EmitStatus(table, source.name(), now_ms);
+        EmitStatus(table, source.name(), now_ms, /*final=*/false);
         next_update_ms = now_ms + options_.update_interval_ms;
       }
     }
   }
 
-  void EmitStatus(const FlowTable& table, const std::string& interface_name, uint64_t now_ms) {
+  void EmitStatus(const FlowTable& table, const std::string& interface_name, uint64_t now_ms,
+                  bool final) {
     const ProcessUsage usage = CurrentProcessUsage();
     v1::Event event;
     v1::AgentStatus* s = event.mutable_agent_status();
@@ -217,6 +218,7 @@ class Agent {
     s->set_cpu_system_prev(previous_usage_.cpu_system_s);
     s->set_maxrss_kb(usage.maxrss_kb);
     s->set_maxrss_kb_prev(previous_usage_.maxrss_kb);
+    s->set_final(final);
     s->set_flow_count(table.size());
     s->set_flow_count_prev(previous_flow_count_);
     *s->mutable_flows() = table.stats();

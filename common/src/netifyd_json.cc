@@ -94,6 +94,7 @@ json StatusJson(const v1::AgentStatus& s) {
                            {"detected", f.detected()},   {"guessed", f.guessed()},
                            {"ndpi_state_bytes", f.ndpi_state_bytes()}};
   }
+  if (s.final()) j["final"] = true;  // not a netifyd key; only sent when true
   if (s.has_transport()) {
     const auto& t = s.transport();
     j["transport"] = json{{"batches_sent", t.batches_sent()},
