@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
       "of a capture file the remaining flows are purged as 'terminated' and the agent exits\n"
       "0 once the gateway has acknowledged everything.\n\n"
       "Example: flowgate-agent -r capture.pcap --json-out - | jq -c 'select(.type==\"flow\")'");
-  flags.AddString("read", "r", "FILE", "Read packets from a pcap or pcapng file", &options.capture_file);
+  flags.AddString("read", "r", "FILE", "Read packets from a pcap or pcapng file",
+                  &options.capture_file);
   flags.AddString("json-out", "", "PATH", "Write the netifyd JSON stream to PATH ('-' = stdout)",
                   &options.json_out);
   flags.AddString("gateway", "", "ENDPOINT", "Send events to the gateway at tcp://HOST:PORT",

@@ -8,7 +8,8 @@
 namespace {
 constexpr const char* kCommands =
     "Commands (served by the gateway's gRPC API as it lands; see the issues):\n"
-    "  query    flows in a time range, filtered      flowgate query --since 1h --filter 'app == \"YouTube\"'\n"
+    "  query    flows in a time range, filtered      flowgate query --since 1h --filter 'app == "
+    "\"YouTube\"'\n"
     "  top      top applications, hosts, agents      flowgate top --by application\n"
     "  tail     the live merged stream               flowgate tail --filter 'agent == \"site-a\"'\n"
     "  agents   the agent registry                   flowgate agents\n"

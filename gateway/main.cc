@@ -13,12 +13,14 @@ int main(int argc, char** argv) {
   options.json_sockets.clear();
   FlagParser flags(
       "flowgate-gateway",
-      "flowgate-gateway --data-dir DIR [--agents-listen tcp://HOST:PORT] [--json-socket PATH] [options]",
+      "flowgate-gateway --data-dir DIR [--agents-listen tcp://HOST:PORT] [--json-socket PATH] "
+      "[options]",
       "Receives flow events from flowgate agents over ZeroMQ, stores them in RocksDB under\n"
       "--data-dir, and streams the merged fleet stream in netifyd's JSON socket format:\n"
       "  nc -U /run/flowgate/flowgate.sock | jq -c 'select(.type==\"flow\")'\n"
       "Stops cleanly on SIGINT or SIGTERM.");
-  flags.AddString("data-dir", "", "DIR", "RocksDB directory (created if missing)", &options.data_dir);
+  flags.AddString("data-dir", "", "DIR", "RocksDB directory (created if missing)",
+                  &options.data_dir);
   flags.AddString("agents-listen", "", "ENDPOINT",
                   "ZeroMQ endpoint for agents ('*' as port picks one)", &options.agents_listen);
   flags.AddOption("json-socket", "", "PATH", "Serve the JSON stream on a Unix socket (repeatable)",
@@ -31,15 +33,18 @@ int main(int argc, char** argv) {
                     options.json_tcp.emplace_back(v);
                     return Status::Ok();
                   });
-  flags.AddOption("json-client-buffer", "", "SIZE",
-                  "Bytes queued per JSON client before its oldest messages are dropped (default: 4MiB)",
-                  [&](std::string_view v) -> Status {
-                    Result<uint64_t> bytes = ParseByteSize(v);
-                    if (!bytes.ok()) return Status::InvalidArgument("--json-client-buffer: " + bytes.status().message());
-                    if (*bytes < 4096) return Status::InvalidArgument("--json-client-buffer must be at least 4KiB");
-                    options.json_client_buffer_bytes = *bytes;
-                    return Status::Ok();
-                  });
+  flags.AddOption(
+      "json-client-buffer", "", "SIZE",
+      "Bytes queued per JSON client before its oldest messages are dropped (default: 4MiB)",
+      [&](std::string_view v) -> Status {
+        Result<uint64_t> bytes = ParseByteSize(v);
+        if (!bytes.ok())
+          return Status::InvalidArgument("--json-client-buffer: " + bytes.status().message());
+        if (*bytes < 4096)
+          return Status::InvalidArgument("--json-client-buffer must be at least 4KiB");
+        options.json_client_buffer_bytes = *bytes;
+        return Status::Ok();
+      });
   flags.AddDuration("status-interval", "Interval of the gateway's agent_status messages",
                     &options.status_interval_ms);
   flags.AddBool("sync-writes", "fsync the store on every batch (survives power loss)",

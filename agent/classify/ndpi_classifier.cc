@@ -51,7 +51,9 @@ std::string CommonName(const std::string& dn) {
   return dn.substr(at + 3, end == std::string::npos ? std::string::npos : end - at - 3);
 }
 
-bool Is(const ndpi_protocol& p, uint16_t id) { return p.master_protocol == id || p.app_protocol == id; }
+bool Is(const ndpi_protocol& p, uint16_t id) {
+  return p.master_protocol == id || p.app_protocol == id;
+}
 
 // The union ndpi_flow_struct::protos is only meaningful for the dissector that ran.
 bool UsesTlsState(const ndpi_protocol& p) {
@@ -184,7 +186,8 @@ ClassifyStep FlowClassifier::Update(NdpiModule& module, bool finishing) {
   // "HTTP" is protocol HTTP with no application.
   uint16_t protocol = proto.app_protocol;
   uint16_t application = NDPI_PROTOCOL_UNKNOWN;
-  if (proto.master_protocol != NDPI_PROTOCOL_UNKNOWN && proto.master_protocol != proto.app_protocol) {
+  if (proto.master_protocol != NDPI_PROTOCOL_UNKNOWN &&
+      proto.master_protocol != proto.app_protocol) {
     protocol = proto.master_protocol;
     application = proto.app_protocol;
   }

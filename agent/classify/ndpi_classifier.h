@@ -32,10 +32,10 @@ class NdpiModule;
 
 // What a packet did to a flow's classification.
 enum class ClassifyStep {
-  kPending,       // no answer yet
-  kDetected,      // first answer: the flow's `flow` event is due
-  kRefined,       // the answer changed (or got more detail) after it was first given
-  kUnchanged,     // nothing new
+  kPending,    // no answer yet
+  kDetected,   // first answer: the flow's `flow` event is due
+  kRefined,    // the answer changed (or got more detail) after it was first given
+  kUnchanged,  // nothing new
 };
 
 // The DPI state of one flow. Owned by the worker's flow table; used on that thread only.
@@ -47,8 +47,7 @@ class FlowClassifier {
   FlowClassifier& operator=(FlowClassifier&&) noexcept;
 
   // Gives one packet (starting at its IP header) to nDPI, unless classification is final.
-  ClassifyStep Process(NdpiModule& module, const uint8_t* l3, size_t l3_length,
-                       uint64_t time_ms);
+  ClassifyStep Process(NdpiModule& module, const uint8_t* l3, size_t l3_length, uint64_t time_ms);
   // Makes the classification final now (a guess if nDPI has no answer): at flow end.
   ClassifyStep Finish(NdpiModule& module);
 

@@ -27,7 +27,8 @@ Result<std::string> LoadOrCreateAgentId(const std::string& state_dir) {
   if (state_dir.empty()) return MakeUuid();
   std::error_code error;
   std::filesystem::create_directories(state_dir, error);
-  if (error) return Status::IoError("cannot create state dir '" + state_dir + "': " + error.message());
+  if (error)
+    return Status::IoError("cannot create state dir '" + state_dir + "': " + error.message());
   const std::string path = state_dir + "/agent-id";
   std::ifstream in(path);
   std::string id;
@@ -104,15 +105,19 @@ class Agent {
   Status Run() {
     for (const std::string& text : options_.local_networks) {
       Result<IpNetwork> network = ParseIpNetwork(text);
-      if (!network.ok()) return Status::InvalidArgument("--local-net: " + network.status().message());
+      if (!network.ok())
+        return Status::InvalidArgument("--local-net: " + network.status().message());
       local_networks_.Add(*network);
     }
     if (options_.json_out.empty() && options_.gateway.empty()) {
-      return Status::InvalidArgument("nothing to send to: give --json-out PATH|- or --gateway tcp://HOST:PORT");
+      return Status::InvalidArgument(
+          "nothing to send to: give --json-out PATH|- or --gateway tcp://HOST:PORT");
     }
-    Result<std::unique_ptr<capture::PacketSource>> source = capture::OpenCaptureFile(options_.capture_file);
+    Result<std::unique_ptr<capture::PacketSource>> source =
+        capture::OpenCaptureFile(options_.capture_file);
     if (!source.ok()) return source.status();
-    Result<std::unique_ptr<classify::NdpiModule>> ndpi = classify::NdpiModule::Create(options_.classifier);
+    Result<std::unique_ptr<classify::NdpiModule>> ndpi =
+        classify::NdpiModule::Create(options_.classifier);
     if (!ndpi.ok()) return ndpi.status();
     FLOWGATE_RETURN_IF_ERROR(OpenSinks());
 
@@ -178,8 +183,8 @@ class Agent {
         next_expiry_ms = now_ms + 1000;
       }
       last_packet_ms_ = std::max(last_packet_ms_, now_ms);
-      capture::DecodeError error =
-          capture::DecodePacket(source.link_type(), raw.data, raw.captured_length, &fragments, &packet);
+      capture::DecodeError error = capture::DecodePacket(source.link_type(), raw.data,
+                                                         raw.captured_length, &fragments, &packet);
       if (error != capture::DecodeError::kNone) {
         counters.Discard(raw.wire_length);
         ++discarded_;

@@ -27,8 +27,8 @@ int Rank(AddressClass c) {
 
 std::string MacText(const uint8_t* mac) {
   char text[18];
-  std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2],
-                mac[3], mac[4], mac[5]);
+  std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
+                mac[4], mac[5]);
   return text;
 }
 
@@ -65,8 +65,9 @@ size_t FlowKeyHash::operator()(const FlowKey& key) const {
   const size_t address_bytes = key.ip_version == 6 ? 16 : 4;
   mix(key.lower.bytes, address_bytes);
   mix(key.upper.bytes, address_bytes);
-  const uint8_t ports[4] = {static_cast<uint8_t>(key.lower_port), static_cast<uint8_t>(key.lower_port >> 8),
-                            static_cast<uint8_t>(key.upper_port), static_cast<uint8_t>(key.upper_port >> 8)};
+  const uint8_t ports[4] = {
+      static_cast<uint8_t>(key.lower_port), static_cast<uint8_t>(key.lower_port >> 8),
+      static_cast<uint8_t>(key.upper_port), static_cast<uint8_t>(key.upper_port >> 8)};
   mix(ports, sizeof ports);
   return static_cast<size_t>(h);
 }

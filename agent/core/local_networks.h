@@ -20,8 +20,8 @@ struct IpNetwork {
 Result<IpNetwork> ParseIpNetwork(std::string_view text);
 
 enum class AddressClass {
-  kLocal,      // on a configured local network or a capture interface's network
-  kPrivate,    // reserved for private use: RFC 1918, RFC 4193, link-local, loopback, CGNAT
+  kLocal,    // on a configured local network or a capture interface's network
+  kPrivate,  // reserved for private use: RFC 1918, RFC 4193, link-local, loopback, CGNAT
   kMulticast,
   kBroadcast,
   kPublic,

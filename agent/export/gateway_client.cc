@@ -73,19 +73,18 @@ class GatewayClient::Impl {
     std::unique_lock lock(mutex_);
     const uint64_t target = emitted_;
     flush_requested_ = true;
-    bool done = drained_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
-      return acked_or_rejected_ >= target || !failure_.ok();
-    });
+    bool done = drained_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                                  [&] { return acked_or_rejected_ >= target || !failure_.ok(); });
     flush_requested_ = false;
     if (!failure_.ok()) return failure_;
     if (done) return Status::Ok();
-    return Status::DeadlineExceeded(
-        "gateway " + options_.endpoint + " did not acknowledge " +
-        std::to_string(target - acked_or_rejected_) + " of " + std::to_string(target) +
-        " events within " +
-        (timeout_ms % 1000 == 0 ? std::to_string(timeout_ms / 1000) + "s"
-                                : std::to_string(timeout_ms) + "ms") +
-        " (is it running and reachable?)");
+    return Status::DeadlineExceeded("gateway " + options_.endpoint + " did not acknowledge " +
+                                    std::to_string(target - acked_or_rejected_) + " of " +
+                                    std::to_string(target) + " events within " +
+                                    (timeout_ms % 1000 == 0
+                                         ? std::to_string(timeout_ms / 1000) + "s"
+                                         : std::to_string(timeout_ms) + "ms") +
+                                    " (is it running and reachable?)");
   }
 
   GatewayClientStats stats() const {
@@ -107,8 +106,8 @@ class GatewayClient::Impl {
       socket.set(zmq::sockopt::reconnect_ivl_max, 2000);
       socket.connect(options_.endpoint);
     } catch (const zmq::error_t& e) {
-      started->set_value(Status::InvalidArgument("bad gateway address '" + options_.endpoint +
-                                                 "': " + e.what()));
+      started->set_value(
+          Status::InvalidArgument("bad gateway address '" + options_.endpoint + "': " + e.what()));
       return;
     }
     started->set_value(Status::Ok());
@@ -140,7 +139,8 @@ class GatewayClient::Impl {
     while (socket.recv(message, zmq::recv_flags::dontwait)) {
       v1::Ack ack;
       if (!ack.ParseFromArray(message.data(), static_cast<int>(message.size()))) {
-        Log(LogLevel::kWarning, "agent.transport", "gateway sent an acknowledgement that does not parse");
+        Log(LogLevel::kWarning, "agent.transport",
+            "gateway sent an acknowledgement that does not parse");
         continue;
       }
       auto it = unacked_.find(ack.sequence());
@@ -177,15 +177,16 @@ class GatewayClient::Impl {
       std::unique_lock lock(mutex_);
       if (queue_.empty() || unacked_.size() >= options_.max_unacked_batches) return;
       const bool full = queue_.size() >= options_.batch_max_events;
-      const bool waited = Clock::now() - oldest_queued_at_ >=
-                          std::chrono::milliseconds(options_.batch_linger_ms);
+      const bool waited =
+          Clock::now() - oldest_queued_at_ >= std::chrono::milliseconds(options_.batch_linger_ms);
       if (!full && !waited && !flush_requested_) return;
       v1::Envelope envelope;
       envelope.set_version(v1::PROTOCOL_VERSION_1);
       *envelope.mutable_agent() = options_.identity;
       envelope.set_sequence(++last_sequence_);
       size_t bytes = 0;
-      while (!queue_.empty() && static_cast<uint32_t>(envelope.events_size()) < options_.batch_max_events &&
+      while (!queue_.empty() &&
+             static_cast<uint32_t>(envelope.events_size()) < options_.batch_max_events &&
              (bytes < options_.batch_max_bytes || envelope.events_size() == 0)) {
         bytes += queue_.front().ByteSizeLong();
         *envelope.add_events() = std::move(queue_.front());
@@ -233,12 +234,12 @@ class GatewayClient::Impl {
   std::condition_variable drained_;  // acked_or_rejected_ moved, or failure_
   std::deque<v1::Event> queue_;      // guarded by mutex_
   Clock::time_point oldest_queued_at_{};
-  uint64_t emitted_ = 0;             // guarded by mutex_
-  uint64_t acked_or_rejected_ = 0;   // events settled; guarded by mutex_
-  bool flush_requested_ = false;     // guarded by mutex_
-  bool stopping_ = false;            // guarded by mutex_
-  Status failure_;                   // guarded by mutex_
-  GatewayClientStats stats_;         // guarded by mutex_
+  uint64_t emitted_ = 0;            // guarded by mutex_
+  uint64_t acked_or_rejected_ = 0;  // events settled; guarded by mutex_
+  bool flush_requested_ = false;    // guarded by mutex_
+  bool stopping_ = false;           // guarded by mutex_
+  Status failure_;                  // guarded by mutex_
+  GatewayClientStats stats_;        // guarded by mutex_
 
   // Delivery thread only.
   uint64_t last_sequence_ = 0;

@@ -16,7 +16,8 @@ constexpr size_t kWriteChunk = 64 * 1024;
 }  // namespace
 
 Result<std::unique_ptr<JsonStreamSink>> JsonStreamSink::Open(const std::string& path) {
-  if (path == "-") return std::unique_ptr<JsonStreamSink>(new JsonStreamSink(STDOUT_FILENO, false, "stdout"));
+  if (path == "-")
+    return std::unique_ptr<JsonStreamSink>(new JsonStreamSink(STDOUT_FILENO, false, "stdout"));
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) {
     return Status::IoError("cannot write JSON output '" + path + "': " + std::strerror(errno));

@@ -17,7 +17,8 @@ class JsonStreamSink final : public EventSink {
   Status Flush(uint64_t timeout_ms) override;
 
  private:
-  JsonStreamSink(int fd, bool owned, std::string path) : fd_(fd), owned_(owned), path_(std::move(path)) {}
+  JsonStreamSink(int fd, bool owned, std::string path)
+      : fd_(fd), owned_(owned), path_(std::move(path)) {}
   int fd_;
   bool owned_;
   std::string path_;

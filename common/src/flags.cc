@@ -7,7 +7,9 @@
 namespace flowgate {
 
 FlagParser::FlagParser(std::string program, std::string usage, std::string description)
-    : program_(std::move(program)), usage_(std::move(usage)), description_(std::move(description)) {}
+    : program_(std::move(program)),
+      usage_(std::move(usage)),
+      description_(std::move(description)) {}
 
 void FlagParser::AddOption(std::string name, std::string short_name, std::string value_name,
                            std::string help, std::function<Status(std::string_view)> handler) {
@@ -17,8 +19,8 @@ void FlagParser::AddOption(std::string name, std::string short_name, std::string
 
 void FlagParser::AddSwitch(std::string name, std::string short_name, std::string help,
                            std::function<void()> handler) {
-  flags_.push_back(
-      Flag{std::move(name), std::move(short_name), "", std::move(help), nullptr, std::move(handler)});
+  flags_.push_back(Flag{std::move(name), std::move(short_name), "", std::move(help), nullptr,
+                        std::move(handler)});
 }
 
 void FlagParser::AddString(std::string name, std::string short_name, std::string value_name,
@@ -39,10 +41,9 @@ void FlagParser::AddUint(std::string name, std::string value_name, std::string h
             [=](std::string_view v) -> Status {
               Result<uint64_t> n = ParseUint(v);
               if (!n.ok() || *n < min_value || *n > max_value) {
-                return Status::InvalidArgument("--" + flag + " takes a whole number from " +
-                                               std::to_string(min_value) + " to " +
-                                               std::to_string(max_value) + ", not '" +
-                                               std::string(v) + "'");
+                return Status::InvalidArgument(
+                    "--" + flag + " takes a whole number from " + std::to_string(min_value) +
+                    " to " + std::to_string(max_value) + ", not '" + std::string(v) + "'");
               }
               *target = *n;
               return Status::Ok();
@@ -86,8 +87,7 @@ Status FlagParser::Parse(const std::vector<std::string>& args) {
     }
     if (arg.size() < 2 || arg[0] != '-' || arg == "--") {
       if (arg == "--") {
-        positional_.insert(positional_.end(), args.begin() + static_cast<long>(i) + 1,
-                           args.end());
+        positional_.insert(positional_.end(), args.begin() + static_cast<long>(i) + 1, args.end());
         break;
       }
       positional_.push_back(arg);

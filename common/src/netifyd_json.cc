@@ -89,22 +89,22 @@ json StatusJson(const v1::AgentStatus& s) {
   PutObject(j, "devices", std::move(devices));
   if (s.has_flows()) {
     const auto& f = s.flows();
-    j["flow_table"] = json{{"active", f.active()},       {"created", f.created()},
-                           {"purged", f.purged()},       {"evicted", f.evicted()},
-                           {"detected", f.detected()},   {"guessed", f.guessed()},
+    j["flow_table"] = json{{"active", f.active()},
+                           {"created", f.created()},
+                           {"purged", f.purged()},
+                           {"evicted", f.evicted()},
+                           {"detected", f.detected()},
+                           {"guessed", f.guessed()},
                            {"ndpi_state_bytes", f.ndpi_state_bytes()}};
   }
   if (s.final()) j["final"] = true;  // not a netifyd key; only sent when true
   if (s.has_transport()) {
     const auto& t = s.transport();
-    j["transport"] = json{{"batches_sent", t.batches_sent()},
-                          {"batches_acked", t.batches_acked()},
-                          {"batches_resent", t.batches_resent()},
-                          {"events_sent", t.events_sent()},
-                          {"events_dropped", t.events_dropped()},
-                          {"spool_bytes", t.spool_bytes()},
-                          {"spool_batches", t.spool_batches()},
-                          {"queue_dropped", t.queue_dropped()}};
+    j["transport"] =
+        json{{"batches_sent", t.batches_sent()},     {"batches_acked", t.batches_acked()},
+             {"batches_resent", t.batches_resent()}, {"events_sent", t.events_sent()},
+             {"events_dropped", t.events_dropped()}, {"spool_bytes", t.spool_bytes()},
+             {"spool_batches", t.spool_batches()},   {"queue_dropped", t.queue_dropped()}};
   }
   return j;
 }
@@ -336,15 +336,15 @@ Status NetifydFrameReader::Parse() {
     std::string_view header = rest.substr(0, newline);
     if (header.substr(0, kPrefix.size()) != kPrefix || header.size() < kPrefix.size() + 2 ||
         header.back() != '}') {
-      return Status::Corruption("netifyd stream: bad header '" +
-                                std::string(header.substr(0, 64)) + "'");
+      return Status::Corruption("netifyd stream: bad header '" + std::string(header.substr(0, 64)) +
+                                "'");
     }
     std::string_view digits = header.substr(kPrefix.size(), header.size() - kPrefix.size() - 1);
     uint64_t n = 0;
     for (char c : digits) {
       if (c < '0' || c > '9' || n > max_payload_bytes_) {
-        return Status::Corruption("netifyd stream: bad length in header '" +
-                                  std::string(header) + "'");
+        return Status::Corruption("netifyd stream: bad length in header '" + std::string(header) +
+                                  "'");
       }
       n = n * 10 + static_cast<uint64_t>(c - '0');
     }
@@ -356,6 +356,9 @@ Status NetifydFrameReader::Parse() {
     std::string_view payload = rest.substr(newline + 1, n);
     if (payload.back() != '\n') {
       return Status::Corruption("netifyd stream: payload does not end in a newline");
+    }
+    if (payload.find('\n') != payload.size() - 1) {
+      return Status::Corruption("netifyd stream: payload is more than one line");
     }
     ready_.emplace_back(payload);
     consumed += newline + 1 + n;

@@ -7,6 +7,9 @@
 // frames that are not partly written are dropped and counted. A frame is never cut: a
 // frame that has started going out is finished before any other.
 // A client that sends anything is disconnected, as netifyd does (the protocol is one-way).
+// Welcome frames are never dropped (a reader needs the definitions), so a client's queue
+// may hold client_buffer_bytes plus its welcome frames plus the frame being written.
+// Stop() does not flush: a client may see its last frame cut by the close.
 #pragma once
 
 #include <cstdint>
@@ -39,12 +42,12 @@ struct JsonSocketServerOptions {
 };
 
 struct JsonSocketServerStats {
-  uint64_t clients_connected = 0;   // now
-  uint64_t clients_accepted = 0;    // since start
+  uint64_t clients_connected = 0;  // now
+  uint64_t clients_accepted = 0;   // since start
   uint64_t clients_disconnected = 0;
-  uint64_t clients_kicked = 0;      // disconnected because they wrote to us
+  uint64_t clients_kicked = 0;  // disconnected because they wrote to us
   uint64_t frames_published = 0;
-  uint64_t frames_dropped = 0;      // summed over clients
+  uint64_t frames_dropped = 0;  // summed over clients
   uint64_t bytes_sent = 0;
 };
 

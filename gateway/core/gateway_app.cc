@@ -21,8 +21,8 @@ class GatewayImpl final : public Gateway {
   ~GatewayImpl() override { Stop(); }
 
   Status Open() {
-    Result<std::unique_ptr<storage::FlowStore>> store =
-        storage::OpenRocksFlowStore({.path = options_.data_dir, .sync_writes = options_.sync_writes});
+    Result<std::unique_ptr<storage::FlowStore>> store = storage::OpenRocksFlowStore(
+        {.path = options_.data_dir, .sync_writes = options_.sync_writes});
     if (!store.ok()) return store.status();
     store_ = std::move(store).value();
 
@@ -31,10 +31,12 @@ class GatewayImpl final : public Gateway {
     if (!ndpi.ok()) return ndpi.status();
     v1::Event definitions;
     *definitions.mutable_definitions() = (*ndpi)->Definitions();
-    definitions_frame_ = std::make_shared<const std::string>(EncodeNetifydFrame(definitions, nullptr));
+    definitions_frame_ =
+        std::make_shared<const std::string>(EncodeNetifydFrame(definitions, nullptr));
     v1::Event hello;
     hello.mutable_agent_hello()->set_agent_version(FlowgateVersion());
-    hello.mutable_agent_hello()->set_build_version(std::string("flowgate-gateway ") + FlowgateVersion());
+    hello.mutable_agent_hello()->set_build_version(std::string("flowgate-gateway ") +
+                                                   FlowgateVersion());
     hello.mutable_agent_hello()->set_json_version(kNetifydJsonVersion);
     hello_frame_ = std::make_shared<const std::string>(EncodeNetifydFrame(hello, nullptr));
 
@@ -45,7 +47,8 @@ class GatewayImpl final : public Gateway {
     json_options.welcome_frames = [this] {
       return std::vector<Frame>{hello_frame_, StatusFrame(), definitions_frame_};
     };
-    Result<std::unique_ptr<JsonSocketServer>> json = JsonSocketServer::Create(std::move(json_options));
+    Result<std::unique_ptr<JsonSocketServer>> json =
+        JsonSocketServer::Create(std::move(json_options));
     if (!json.ok()) return json.status();
     json_ = std::move(json).value();
 
@@ -61,13 +64,16 @@ class GatewayImpl final : public Gateway {
     for (const std::string& address : json_->tcp_bound_addresses()) {
       Log(LogLevel::kInfo, "gateway", "JSON TCP listener at " + address);
     }
-    Log(LogLevel::kInfo, "gateway", "store at " + options_.data_dir + " holds " +
-                                        std::to_string(store_->last_sequence()) + " events");
+    Log(LogLevel::kInfo, "gateway",
+        "store at " + options_.data_dir + " holds " + std::to_string(store_->last_sequence()) +
+            " events");
     return Status::Ok();
   }
 
   std::string agents_endpoint() const override { return listener_->bound_endpoint(); }
-  std::vector<std::string> json_tcp_addresses() const override { return json_->tcp_bound_addresses(); }
+  std::vector<std::string> json_tcp_addresses() const override {
+    return json_->tcp_bound_addresses();
+  }
 
   void PublishStatus() override { json_->Publish(StatusFrame()); }
 
@@ -84,7 +90,8 @@ class GatewayImpl final : public Gateway {
   // Ingest thread: every stored event goes to every JSON client, naming its agent.
   void Fanout(const std::vector<v1::StoredEvent>& events) {
     for (const v1::StoredEvent& stored : events) {
-      json_->Publish(std::make_shared<const std::string>(EncodeNetifydFrame(stored.event(), &stored.agent())));
+      json_->Publish(
+          std::make_shared<const std::string>(EncodeNetifydFrame(stored.event(), &stored.agent())));
     }
   }
 
@@ -118,7 +125,8 @@ class GatewayImpl final : public Gateway {
 }  // namespace
 
 Result<std::unique_ptr<Gateway>> Gateway::Start(const GatewayOptions& options) {
-  if (options.data_dir.empty()) return Status::InvalidArgument("no data dir given: use --data-dir DIR");
+  if (options.data_dir.empty())
+    return Status::InvalidArgument("no data dir given: use --data-dir DIR");
   auto gateway = std::make_unique<GatewayImpl>(options);
   FLOWGATE_RETURN_IF_ERROR(gateway->Open());
   return std::unique_ptr<Gateway>(std::move(gateway));

@@ -19,8 +19,11 @@ uint64_t WallMs() {
 
 class ZmqAgentListener final : public AgentListener {
  public:
-  ZmqAgentListener(AgentListenerOptions options, storage::FlowStore& store, StoredCallback on_stored)
-      : options_(std::move(options)), store_(store), on_stored_(std::move(on_stored)),
+  ZmqAgentListener(AgentListenerOptions options, storage::FlowStore& store,
+                   StoredCallback on_stored)
+      : options_(std::move(options)),
+        store_(store),
+        on_stored_(std::move(on_stored)),
         socket_(context_, zmq::socket_type::router) {}
 
   ~ZmqAgentListener() override { Stop(); }
@@ -99,7 +102,8 @@ class ZmqAgentListener final : public AgentListener {
              &AgentListenerStats::rejected_malformed);
     } else if (envelope.version() != v1::PROTOCOL_VERSION_1) {
       Reject(&ack, v1::ACK_STATUS_UNSUPPORTED_VERSION,
-             "protocol version " + std::to_string(envelope.version()) + " is not supported (this gateway speaks 1)",
+             "protocol version " + std::to_string(envelope.version()) +
+                 " is not supported (this gateway speaks 1)",
              &AgentListenerStats::rejected_version);
     } else {
       Apply(envelope, &ack);
@@ -171,7 +175,8 @@ class ZmqAgentListener final : public AgentListener {
 Result<std::unique_ptr<AgentListener>> AgentListener::Create(AgentListenerOptions options,
                                                              storage::FlowStore& store,
                                                              StoredCallback on_stored) {
-  auto listener = std::make_unique<ZmqAgentListener>(std::move(options), store, std::move(on_stored));
+  auto listener =
+      std::make_unique<ZmqAgentListener>(std::move(options), store, std::move(on_stored));
   FLOWGATE_RETURN_IF_ERROR(listener->Bind());
   return std::unique_ptr<AgentListener>(std::move(listener));
 }

@@ -109,9 +109,9 @@ class RocksFlowStore final : public FlowStore {
   rocksdb::ColumnFamilyHandle* marks_ = nullptr;
 
   mutable std::mutex mutex_;
-  uint64_t last_sequence_ = 0;                                  // guarded by mutex_
-  std::unordered_map<std::string, v1::AgentRecord> registry_;   // guarded by mutex_
-  std::unordered_map<std::string, uint64_t> marks_cache_;       // ingest thread only
+  uint64_t last_sequence_ = 0;                                 // guarded by mutex_
+  std::unordered_map<std::string, v1::AgentRecord> registry_;  // guarded by mutex_
+  std::unordered_map<std::string, uint64_t> marks_cache_;      // ingest thread only
 };
 
 Result<std::unique_ptr<FlowStore>> RocksFlowStore::Open(const FlowStoreOptions& options) {
@@ -142,8 +142,8 @@ Result<std::unique_ptr<FlowStore>> RocksFlowStore::Open(const FlowStoreOptions& 
   if (!s.ok()) {
     std::string message = s.ToString();
     if (s.IsIOError() && message.find("lock") != std::string::npos) {
-      return Status::Unavailable("store " + options.path +
-                                 " is in use by another process (" + message + ")");
+      return Status::Unavailable("store " + options.path + " is in use by another process (" +
+                                 message + ")");
     }
     return FromRocks(s, "cannot open store " + options.path);
   }
@@ -223,7 +223,8 @@ Result<AppendResult> RocksFlowStore::Append(const v1::Envelope& envelope, uint64
     result.missing_before = envelope.sequence() - *mark - 1;
     *record.mutable_identity() = agent;
     record.set_batches_applied(record.batches_applied() + 1);
-    record.set_events_applied(record.events_applied() + static_cast<uint64_t>(envelope.events_size()));
+    record.set_events_applied(record.events_applied() +
+                              static_cast<uint64_t>(envelope.events_size()));
     record.set_sequence_gaps(record.sequence_gaps() + result.missing_before);
     record.set_high_water_sequence(envelope.sequence());
     uint64_t sequence = first_sequence;
@@ -243,15 +244,15 @@ Result<AppendResult> RocksFlowStore::Append(const v1::Envelope& envelope, uint64
       if (std::optional<v1::FlowRecord> delta = FlowRecordDelta(agent, event)) {
         const std::string& digest = delta->counters().digest();
         delta->SerializeToString(&buffer);
-        FLOWGATE_RETURN_IF_ERROR(
-            FromRocks(batch.Merge(flows_, JoinKey(agent.id(), digest), buffer),
-                      "building a write batch"));
+        FLOWGATE_RETURN_IF_ERROR(FromRocks(batch.Merge(flows_, JoinKey(agent.id(), digest), buffer),
+                                           "building a write batch"));
       }
       if (event.has_agent_status()) *record.mutable_last_status() = event.agent_status();
       ++sequence;
     }
-    FLOWGATE_RETURN_IF_ERROR(FromRocks(
-        batch.Put(marks_, mark_key, EncodeBigEndian(envelope.sequence())), "building a write batch"));
+    FLOWGATE_RETURN_IF_ERROR(
+        FromRocks(batch.Put(marks_, mark_key, EncodeBigEndian(envelope.sequence())),
+                  "building a write batch"));
   }
   FLOWGATE_RETURN_IF_ERROR(FromRocks(batch.Put(agents_, agent.id(), record.SerializeAsString()),
                                      "building a write batch"));
@@ -277,7 +278,8 @@ Result<std::optional<v1::FlowRecord>> RocksFlowStore::GetFlow(const std::string&
   if (s.IsNotFound()) return std::optional<v1::FlowRecord>();
   FLOWGATE_RETURN_IF_ERROR(FromRocks(s, "reading flow " + digest));
   v1::FlowRecord record;
-  if (!record.ParseFromString(value)) return Status::Corruption("flow " + digest + " does not parse");
+  if (!record.ParseFromString(value))
+    return Status::Corruption("flow " + digest + " does not parse");
   return std::optional<v1::FlowRecord>(std::move(record));
 }
 
@@ -301,8 +303,8 @@ Status RocksFlowStore::ReadEvents(uint64_t after_sequence, size_t limit,
     v1::StoredEvent& event = out->emplace_back();
     if (!event.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
       out->pop_back();
-      return Status::Corruption("event " + std::to_string(DecodeBigEndian(it->key().ToStringView())) +
-                                " does not parse");
+      return Status::Corruption(
+          "event " + std::to_string(DecodeBigEndian(it->key().ToStringView())) + " does not parse");
     }
     ++taken;
   }

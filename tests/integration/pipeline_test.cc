@@ -26,16 +26,17 @@ std::string CapturePath(const std::string& name) { return kTestdata + "/ndpi-4.2
 std::string ProtosPath() { return kTestdata + "/ndpi-4.2/config/protos.txt"; }
 
 // Captures covering Ethernet, Linux SLL, raw IP, pcapng, a VLAN and a 6in4 tunnel.
-const std::vector<std::string> kCaptures = {"443-git.pcap", "dns_doh.pcap", "quic-mvfst-27.pcapng",
-                                            "mqtt.pcap", "6in4tunnel.pcap", "dropbox.pcap",
-                                            "whatsapp_login_chat.pcap"};
+const std::vector<std::string> kCaptures = {
+    "443-git.pcap",    "dns_doh.pcap", "quic-mvfst-27.pcapng",    "mqtt.pcap",
+    "6in4tunnel.pcap", "dropbox.pcap", "whatsapp_login_chat.pcap"};
 
 class Gateway {
  public:
   Gateway(const std::string& data_dir, const std::string& socket_path)
       : process_({BinaryPath("flowgate-gateway"), "--data-dir", data_dir, "--agents-listen",
                   "tcp://127.0.0.1:*", "--json-socket", socket_path}) {
-    std::optional<std::string> line = process_.WaitForStderrLine("agents listening on", seconds(30));
+    std::optional<std::string> line =
+        process_.WaitForStderrLine("agents listening on", seconds(30));
     if (line) endpoint_ = line->substr(line->find("tcp://"));
     ready_ = process_.WaitForStderrLine("ready", seconds(30)).has_value();
   }
@@ -62,7 +63,8 @@ CommandResult RunAgent(const std::string& capture, const std::vector<std::string
 std::vector<json> ReadAgentStream(NetifydSocketClient& client, const std::string& agent_name) {
   std::vector<json> messages;
   while (auto message = client.Next(seconds(30))) {
-    if (!message->contains("agent") || (*message)["agent"].value("name", "") != agent_name) continue;
+    if (!message->contains("agent") || (*message)["agent"].value("name", "") != agent_name)
+      continue;
     messages.push_back(*message);
     if ((*message)["type"] == "agent_status" && message->value("final", false)) return messages;
   }
@@ -101,8 +103,9 @@ TEST_F(PipelineTest, SocketStreamsEveryAgentFlowWithNdpiLabelsAndSurvivesRestart
   {
     Gateway gateway(data_dir, socket_path);
     ASSERT_TRUE(gateway.ready()) << gateway.log();
-    EXPECT_EQ(std::filesystem::status(socket_path).permissions() & std::filesystem::perms::others_read,
-              std::filesystem::perms::none)
+    EXPECT_EQ(
+        std::filesystem::status(socket_path).permissions() & std::filesystem::perms::others_read,
+        std::filesystem::perms::none)
         << "the socket must not be world-readable";
 
     NetifydSocketClient client(socket_path);
@@ -116,12 +119,13 @@ TEST_F(PipelineTest, SocketStreamsEveryAgentFlowWithNdpiLabelsAndSurvivesRestart
         EXPECT_GT((*message)["protocols"].size(), 100u) << "definitions lists nDPI's catalogue";
       }
     }
-    EXPECT_EQ(first_types, (std::vector<std::string>{"agent_hello", "agent_status", "definitions"}));
+    EXPECT_EQ(first_types,
+              (std::vector<std::string>{"agent_hello", "agent_status", "definitions"}));
 
     for (const std::string& capture : kCaptures) {
       const std::string name = "probe-" + capture;
-      CommandResult agent = RunAgent(capture, {"--gateway", gateway.endpoint(), "--name", name,
-                                               "--site", "site-a"});
+      CommandResult agent =
+          RunAgent(capture, {"--gateway", gateway.endpoint(), "--name", name, "--site", "site-a"});
       ASSERT_EQ(agent.exit_code, 0) << capture << ": " << agent.err;
       std::vector<json> messages = ReadAgentStream(client, name);
       ASSERT_FALSE(messages.empty());
@@ -132,7 +136,8 @@ TEST_F(PipelineTest, SocketStreamsEveryAgentFlowWithNdpiLabelsAndSurvivesRestart
         EXPECT_EQ(m["agent"]["id"].get<std::string>().size(), 36u);
         if (m["type"] == "flow_purge") {
           const std::string reason = m["reason"];
-          EXPECT_TRUE(reason == "terminated" || reason == "expired" || reason == "closed") << reason;
+          EXPECT_TRUE(reason == "terminated" || reason == "expired" || reason == "closed")
+              << reason;
           purges[name + "/" + m["flow"]["digest"].get<std::string>()] =
               reason == "terminated" ? v1::PURGE_REASON_TERMINATED
               : reason == "closed"   ? v1::PURGE_REASON_CLOSED
@@ -152,18 +157,23 @@ TEST_F(PipelineTest, SocketStreamsEveryAgentFlowWithNdpiLabelsAndSurvivesRestart
     EXPECT_NE(gateway.log().find("holds"), std::string::npos);
     EXPECT_EQ(gateway.Stop(), 0) << gateway.log();
   }
-  Result<std::unique_ptr<storage::FlowStore>> store = storage::OpenRocksFlowStore({.path = data_dir});
+  Result<std::unique_ptr<storage::FlowStore>> store =
+      storage::OpenRocksFlowStore({.path = data_dir});
   ASSERT_TRUE(store.ok()) << store.status().message();
   size_t stored_flows = 0;
-  ASSERT_TRUE((*store)->ScanFlows([&](const v1::FlowRecord& record) {
-    ++stored_flows;
-    const std::string key = record.agent().name() + "/" + record.counters().digest();
-    EXPECT_TRUE(purges.contains(key)) << "stored but never shown: " << key;
-    EXPECT_EQ(record.purge_reason(), purges[key]) << key;
-    EXPECT_FALSE(record.metadata().detected_protocol_name().empty()) << record.DebugString();
-    EXPECT_GT(record.counters().total_packets(), 0u) << record.DebugString();
-    return true;
-  }).ok());
+  ASSERT_TRUE((*store)
+                  ->ScanFlows([&](const v1::FlowRecord& record) {
+                    ++stored_flows;
+                    const std::string key =
+                        record.agent().name() + "/" + record.counters().digest();
+                    EXPECT_TRUE(purges.contains(key)) << "stored but never shown: " << key;
+                    EXPECT_EQ(record.purge_reason(), purges[key]) << key;
+                    EXPECT_FALSE(record.metadata().detected_protocol_name().empty())
+                        << record.DebugString();
+                    EXPECT_GT(record.counters().total_packets(), 0u) << record.DebugString();
+                    return true;
+                  })
+                  .ok());
   EXPECT_EQ(stored_flows, purges.size()) << "every flow the socket showed is in the store";
   auto agents = (*store)->ListAgents();
   ASSERT_TRUE(agents.ok());
@@ -240,10 +250,11 @@ TEST_F(PipelineTest, AgentRejectsBadInputClearly) {
 
 TEST_F(PipelineTest, AgentReportsABrokenCaptureAfterDeliveringWhatItRead) {
   std::string bytes(std::filesystem::file_size(CapturePath("dropbox.pcap")), '\0');
-  std::ifstream(CapturePath("dropbox.pcap"), std::ios::binary).read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::ifstream(CapturePath("dropbox.pcap"), std::ios::binary)
+      .read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   std::ofstream(dir_.Sub("cut.pcap"), std::ios::binary) << bytes.substr(0, bytes.size() / 2 + 7);
-  CommandResult result = RunCommand({BinaryPath("flowgate-agent"), "-r", dir_.Sub("cut.pcap"),
-                                     "--json-out", "-"});
+  CommandResult result =
+      RunCommand({BinaryPath("flowgate-agent"), "-r", dir_.Sub("cut.pcap"), "--json-out", "-"});
   ExpectCleanFailure(result, "cut.pcap");
   std::string error;
   std::vector<json> messages = ParseNetifydStream(result.out, &error);
@@ -257,8 +268,8 @@ TEST_F(PipelineTest, GatewayRejectsBadInputClearly) {
   ExpectCleanFailure(RunCommand({gateway}), "--data-dir");
   std::ofstream(dir_.Sub("file")) << "x";
   ExpectCleanFailure(RunCommand({gateway, "--data-dir", dir_.Sub("file") + "/db"}), "file");
-  ExpectCleanFailure(RunCommand({gateway, "--data-dir", dir_.Sub("d1"), "--agents-listen", "bogus"}),
-                     "bogus");
+  ExpectCleanFailure(
+      RunCommand({gateway, "--data-dir", dir_.Sub("d1"), "--agents-listen", "bogus"}), "bogus");
   // A second gateway on the same data dir is refused, not corrupting the first's store.
   Gateway first(dir_.Sub("data"), dir_.Sub("a.sock"));
   ASSERT_TRUE(first.ready()) << first.log();

@@ -82,8 +82,10 @@ namespace {
 std::string CanonicalAddress(const std::string& text) {
   unsigned char bytes[16];
   char out[INET6_ADDRSTRLEN];
-  if (::inet_pton(AF_INET, text.c_str(), bytes) == 1) return inet_ntop(AF_INET, bytes, out, sizeof out);
-  if (::inet_pton(AF_INET6, text.c_str(), bytes) == 1) return inet_ntop(AF_INET6, bytes, out, sizeof out);
+  if (::inet_pton(AF_INET, text.c_str(), bytes) == 1)
+    return inet_ntop(AF_INET, bytes, out, sizeof out);
+  if (::inet_pton(AF_INET6, text.c_str(), bytes) == 1)
+    return inet_ntop(AF_INET6, bytes, out, sizeof out);
   return text;
 }
 }  // namespace
@@ -116,7 +118,8 @@ std::map<FlowTuple, json> FlowsByTuple(const std::vector<json>& messages) {
   return flows;
 }
 
-std::vector<ExpectedFlow> LoadExpectedFlows(const std::string& testdata_dir, const std::string& pcap) {
+std::vector<ExpectedFlow> LoadExpectedFlows(const std::string& testdata_dir,
+                                            const std::string& pcap) {
   static const std::map<std::string, int> kL4 = {
       {"TCP", 6}, {"UDP", 17}, {"ICMP", 1}, {"IGMP", 2}, {"ICMPV6", 58}};
   std::ifstream in(testdata_dir + "/ndpi-4.2/expected_flows.tsv");
@@ -129,9 +132,9 @@ std::vector<ExpectedFlow> LoadExpectedFlows(const std::string& testdata_dir, con
     std::string field;
     while (std::getline(fields, field, '\t')) f.push_back(field);
     if (f.size() < 9 || f[0] != pcap || !kL4.contains(f[1])) continue;
-    flows.push_back({MakeFlowTuple(kL4.at(f[1]), f[2], std::stoi(f[3]), f[4], std::stoi(f[5]),
-                                   std::stoi(f[6])),
-                     f[7], f[8]});
+    flows.push_back(
+        {MakeFlowTuple(kL4.at(f[1]), f[2], std::stoi(f[3]), f[4], std::stoi(f[5]), std::stoi(f[6])),
+         f[7], f[8]});
   }
   return flows;
 }

@@ -58,6 +58,7 @@ struct ExpectedFlow {
   std::string confidence;
 };
 // The expected flows of `pcap` from expected_flows.tsv; empty if the file is missing.
-std::vector<ExpectedFlow> LoadExpectedFlows(const std::string& testdata_dir, const std::string& pcap);
+std::vector<ExpectedFlow> LoadExpectedFlows(const std::string& testdata_dir,
+                                            const std::string& pcap);
 
 }  // namespace flowgate::testing

@@ -3,8 +3,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -154,6 +154,8 @@ int BackgroundProcess::StopWith(int signal, std::chrono::milliseconds timeout) {
   return code;
 }
 
-std::string BinaryPath(const std::string& name) { return std::string(FLOWGATE_BIN_DIR) + "/" + name; }
+std::string BinaryPath(const std::string& name) {
+  return std::string(FLOWGATE_BIN_DIR) + "/" + name;
+}
 
 }  // namespace flowgate::testing

@@ -11,7 +11,8 @@ namespace flowgate::testing {
 class TempDir {
  public:
   TempDir() {
-    std::string pattern = (std::filesystem::temp_directory_path() / "flowgate-test-XXXXXX").string();
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "flowgate-test-XXXXXX").string();
     if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
     path_ = pattern;
   }

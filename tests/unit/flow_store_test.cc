@@ -90,7 +90,8 @@ TEST(FlowStore, EverythingSurvivesReopen) {
   {
     auto store = OpenOrDie(dir.Sub("db"));
     for (uint64_t seq = 1; seq <= 10; ++seq) {
-      ASSERT_TRUE(store->Append(MakeBatch("boot-1", seq, "d" + std::to_string(seq), seq), 1, nullptr).ok());
+      ASSERT_TRUE(
+          store->Append(MakeBatch("boot-1", seq, "d" + std::to_string(seq), seq), 1, nullptr).ok());
     }
   }
   auto store = OpenOrDie(dir.Sub("db"));

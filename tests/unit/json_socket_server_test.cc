@@ -2,6 +2,8 @@
 // that has read its welcome frame is registered, so it receives every later Publish().
 #include "api/json_socket_server.h"
 
+#include "flowgate/common/netifyd_json.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -40,7 +42,7 @@ using Clock = std::chrono::steady_clock;
 // Generous: the sanitizer build on a shared 2-core machine is slow.
 constexpr milliseconds kReadTimeout{20000};
 
-// --- Strict netifyd frame reader (to move to a shared test helper) ---------------------
+// --- Strict netifyd frame reader over a socket ------------------------------------------
 
 // One read attempt's result.
 struct ReadOutcome {
@@ -50,52 +52,23 @@ struct ReadOutcome {
   std::string error;    // kMalformed / kError: what was wrong
 };
 
-// Reads `{"length": N}\n` then exactly N bytes, the last of which must be '\n'. Anything
-// else (a cut frame, a bad header, garbage) is kMalformed.
+// Parses with the project's strict NetifydFrameReader; adds what only a socket can show:
+// a connection that ends inside a frame (a cut frame) is kMalformed.
 class StrictFrameReader {
  public:
   explicit StrictFrameReader(int fd) : fd_(fd) {}
 
   ReadOutcome Next(milliseconds timeout) {
     const Clock::time_point deadline = Clock::now() + timeout;
-    constexpr std::string_view kPrefix = "{\"length\": ";
-    constexpr size_t kMaxHeader = 32;
-    size_t newline = std::string::npos;
-    while ((newline = buffer_.find('\n')) == std::string::npos) {
-      if (buffer_.size() > kMaxHeader) return Malformed("header line too long");
-      if (ReadOutcome more = Fill(deadline); more.kind != ReadOutcome::kFrame) {
-        if (more.kind == ReadOutcome::kEof && !buffer_.empty()) {
-          return Malformed("EOF inside a header");
-        }
-        return more;
+    std::string payload;
+    while (!reader_.Next(&payload)) {
+      ReadOutcome more = Fill(deadline);
+      if (more.kind == ReadOutcome::kEof && reader_.pending_bytes() > 0) {
+        return Malformed("EOF inside a frame (cut frame)");
       }
+      if (more.kind != ReadOutcome::kFrame) return more;
     }
-    const std::string_view header = std::string_view(buffer_).substr(0, newline);
-    if (header.substr(0, kPrefix.size()) != kPrefix || header.back() != '}') {
-      return Malformed("bad header: " + std::string(header));
-    }
-    const std::string_view digits =
-        header.substr(kPrefix.size(), header.size() - kPrefix.size() - 1);
-    size_t length = 0;
-    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), length);
-    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size() ||
-        length == 0) {
-      return Malformed("bad length in header: " + std::string(header));
-    }
-    const size_t total = newline + 1 + length;
-    while (buffer_.size() < total) {
-      if (ReadOutcome more = Fill(deadline); more.kind != ReadOutcome::kFrame) {
-        if (more.kind == ReadOutcome::kEof) return Malformed("EOF inside a payload (cut frame)");
-        return more;
-      }
-    }
-    ReadOutcome outcome;
-    outcome.kind = ReadOutcome::kFrame;
-    outcome.payload = buffer_.substr(newline + 1, length);
-    buffer_.erase(0, total);
-    if (outcome.payload.back() != '\n') return Malformed("payload does not end in newline");
-    if (outcome.payload.find('\n') != length - 1) return Malformed("newline inside payload");
-    return outcome;
+    return ReadOutcome{ReadOutcome::kFrame, std::move(payload), {}};
   }
 
  private:
@@ -103,7 +76,7 @@ class StrictFrameReader {
     return ReadOutcome{ReadOutcome::kMalformed, {}, std::move(error)};
   }
 
-  // Appends at least one byte to buffer_; kFrame means "got data".
+  // Feeds at least one more byte to reader_; kFrame means "got data".
   ReadOutcome Fill(Clock::time_point deadline) {
     while (true) {
       const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
@@ -116,7 +89,8 @@ class StrictFrameReader {
       char chunk[65536];
       const ssize_t n = read(fd_, chunk, sizeof chunk);
       if (n > 0) {
-        buffer_.append(chunk, static_cast<size_t>(n));
+        Status fed = reader_.Feed(std::string_view(chunk, static_cast<size_t>(n)));
+        if (!fed.ok()) return Malformed(fed.message());
         return ReadOutcome{ReadOutcome::kFrame, {}, {}};
       }
       if (n == 0) return ReadOutcome{ReadOutcome::kEof, {}, {}};
@@ -126,15 +100,13 @@ class StrictFrameReader {
   }
 
   int fd_;
-  std::string buffer_;
+  NetifydFrameReader reader_;
 };
 
 // --- Helpers ----------------------------------------------------------------------------
 
 Frame MakeFrame(const std::string& json) {
-  const std::string payload = json + "\n";
-  return std::make_shared<const std::string>("{\"length\": " + std::to_string(payload.size()) +
-                                             "}\n" + payload);
+  return std::make_shared<const std::string>(FrameNetifydPayload(json + "\n"));
 }
 
 // Payload of a numbered test frame, `pad` extra bytes long.

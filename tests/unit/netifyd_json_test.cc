@@ -115,8 +115,8 @@ TEST(NetifydJson, InvalidUtf8BecomesReplacementCharacter) {
 }
 
 TEST(NetifydFrameReader, ReassemblesFramesSplitAtEveryByte) {
-  std::string stream = EncodeNetifydFrame(SampleFlow(), nullptr) +
-                       EncodeNetifydFrame(SampleFlow(), nullptr);
+  std::string stream =
+      EncodeNetifydFrame(SampleFlow(), nullptr) + EncodeNetifydFrame(SampleFlow(), nullptr);
   for (size_t cut = 0; cut <= stream.size(); ++cut) {
     NetifydFrameReader reader;
     ASSERT_TRUE(reader.Feed(stream.substr(0, cut)).ok());
@@ -133,9 +133,9 @@ TEST(NetifydFrameReader, ReassemblesFramesSplitAtEveryByte) {
 }
 
 TEST(NetifydFrameReader, RejectsMalformedHeadersAndBodies) {
-  for (const char* bad : {"{\"length\":5}\nabcd\n", "{\"length\": x}\n", "hello\n",
-                          "{\"length\": 3}\nabc", "{\"length\": 0}\n",
-                          "{\"length\": 99999999999999999999}\n"}) {
+  for (const char* bad :
+       {"{\"length\":5}\nabcd\n", "{\"length\": x}\n", "hello\n", "{\"length\": 3}\nabc",
+        "{\"length\": 0}\n", "{\"length\": 99999999999999999999}\n"}) {
     NetifydFrameReader reader(1 << 20);
     Status s = reader.Feed(bad);
     EXPECT_FALSE(s.ok()) << "accepted: " << bad;

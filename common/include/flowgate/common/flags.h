@@ -22,15 +22,15 @@ class FlagParser {
   // empty. `value_name` is what Help() shows for the argument. The handler receives the
   // argument text and returns a Status naming what is wrong with it. A flag may be given
   // more than once; each occurrence calls the handler.
-  void AddOption(std::string name, std::string short_name, std::string value_name,
-                 std::string help, std::function<Status(std::string_view)> handler);
+  void AddOption(std::string name, std::string short_name, std::string value_name, std::string help,
+                 std::function<Status(std::string_view)> handler);
   // Declares a flag that takes no argument.
   void AddSwitch(std::string name, std::string short_name, std::string help,
                  std::function<void()> handler);
 
   // Typed conveniences over AddOption; the target's value at declaration is the default.
-  void AddString(std::string name, std::string short_name, std::string value_name,
-                 std::string help, std::string* target);
+  void AddString(std::string name, std::string short_name, std::string value_name, std::string help,
+                 std::string* target);
   void AddUint(std::string name, std::string value_name, std::string help, uint64_t* target,
                uint64_t min_value, uint64_t max_value);
   // Accepts durations such as `250ms`, `15s`, `5m`, `2h`, `7d`; stores milliseconds.

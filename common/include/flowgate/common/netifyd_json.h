@@ -39,7 +39,7 @@ std::string_view OtherTypeName(v1::OtherType type);
 
 // A strict reader of a netifyd stream: feed it bytes as they arrive, take whole payloads
 // out. Rejects (and stays failed after) a header that is not exactly `{"length": N}\n`, a
-// length over `max_payload_bytes`, or a payload that does not end in '\n'.
+// length over `max_payload_bytes`, or a payload that is not one line ending in '\n'.
 class NetifydFrameReader {
  public:
   explicit NetifydFrameReader(size_t max_payload_bytes = 64u << 20)

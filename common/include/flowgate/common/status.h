@@ -29,7 +29,9 @@ class [[nodiscard]] Status {
   Status(StatusCode code, std::string message) : code_(code), message_(std::move(message)) {}
 
   static Status Ok() { return {}; }
-  static Status InvalidArgument(std::string m) { return {StatusCode::kInvalidArgument, std::move(m)}; }
+  static Status InvalidArgument(std::string m) {
+    return {StatusCode::kInvalidArgument, std::move(m)};
+  }
   static Status NotFound(std::string m) { return {StatusCode::kNotFound, std::move(m)}; }
   static Status AlreadyExists(std::string m) { return {StatusCode::kAlreadyExists, std::move(m)}; }
   static Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
@@ -57,7 +59,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : state_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : state_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : state_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     if (std::get<Status>(state_).ok()) {
       state_ = Status::Internal("Result constructed from an ok Status without a value");
@@ -82,8 +84,8 @@ class [[nodiscard]] Result {
 }  // namespace flowgate
 
 // Returns early from the enclosing function when `expr` yields a non-ok Status.
-#define FLOWGATE_RETURN_IF_ERROR(expr)     \
-  do {                                     \
-    ::flowgate::Status status_ = (expr);   \
-    if (!status_.ok()) return status_;     \
+#define FLOWGATE_RETURN_IF_ERROR(expr)   \
+  do {                                   \
+    ::flowgate::Status status_ = (expr); \
+    if (!status_.ok()) return status_;   \
   } while (false)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: install what is missing, build with warnings as
+# errors, run the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer, then run
+# every test (unit and integration, real binaries on loopback) in a normal build.
+#
+# Environment: FLOWGATE_TESTDATA (default: ../shared/testdata beside the checkout),
+# FLOWGATE_JOBS (default: number of cores).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=${FLOWGATE_JOBS:-$(nproc)}
+testdata=${FLOWGATE_TESTDATA:-$root/../shared/testdata}
+
+deploy/install-deps.sh
+
+echo "== sanitizer build (ASan + UBSan): unit tests"
+cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFLOWGATE_SANITIZE=ON \
+  -DFLOWGATE_UNIT_TESTS_ONLY=ON -DFLOWGATE_WERROR=ON -DFLOWGATE_TESTDATA="$testdata" >/dev/null
+cmake --build build-sanitize -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-sanitize -L unit --output-on-failure -j "$jobs"
+
+echo "== release build: every test"
+cmake -S . -B build -G Ninja -DFLOWGATE_WERROR=ON -DFLOWGATE_TESTDATA="$testdata" >/dev/null
+cmake --build build -j "$jobs"
+ctest --test-dir build --output-on-failure -j "$jobs"
