@@ -1,9 +1,9 @@
 // flowgate-agent: classify the flows of a capture with nDPI and send them on.
 #include <cstdio>
+#include <optional>
 
 #include "core/agent_app.h"
 #include "flowgate/common/flags.h"
-#include "flowgate/common/log.h"
 
 int main(int argc, char** argv) {
   using namespace flowgate;
@@ -43,32 +43,17 @@ int main(int argc, char** argv) {
                     &options.update_interval_ms);
   flags.AddDuration("delivery-timeout", "Wait this long at exit for the gateway's acknowledgements",
                     &options.delivery_timeout_ms);
-  std::string log_level = "info";
-  flags.AddString("log-level", "", "LEVEL", "debug, info, warning or error", &log_level);
-
-  Status parsed = flags.Parse(argc, argv);
-  if (flags.help_requested()) {
-    std::fputs(flags.Help().c_str(), stdout);
-    return 0;
-  }
-  LogLevel level;
-  if (parsed.ok() && !ParseLogLevel(log_level, &level)) {
-    parsed = Status::InvalidArgument("--log-level must be debug, info, warning or error");
-  }
-  if (parsed.ok() && !flags.positional().empty()) {
-    parsed = Status::InvalidArgument("unexpected argument '" + flags.positional().front() + "'");
-  }
-  if (parsed.ok() && options.capture_file.empty()) {
-    parsed = Status::InvalidArgument("no capture given: use -r FILE (see --help)");
-  }
-  if (parsed.ok() && options.update_interval_ms < 1000) {
-    parsed = Status::InvalidArgument("--update-interval must be at least 1s");
-  }
-  if (!parsed.ok()) {
-    std::fprintf(stderr, "flowgate-agent: %s\n", parsed.message().c_str());
-    return 2;
-  }
-  SetLogLevel(level);
+  flags.AddLogLevel();
+  std::optional<int> exit_code = ParseMainFlags(flags, argc, argv, [&]() -> Status {
+    if (options.capture_file.empty()) {
+      return Status::InvalidArgument("no capture given: use -r FILE (see --help)");
+    }
+    if (options.update_interval_ms < 1000) {
+      return Status::InvalidArgument("--update-interval must be at least 1s");
+    }
+    return Status::Ok();
+  });
+  if (exit_code) return *exit_code;
   Status status = agent::RunAgent(options);
   if (!status.ok()) {
     std::fprintf(stderr, "flowgate-agent: %s\n", status.message().c_str());

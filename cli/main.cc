@@ -1,5 +1,6 @@
 // flowgate: the command-line client of a flowgate gateway.
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "flowgate/common/flags.h"
@@ -23,14 +24,11 @@ int main(int argc, char** argv) {
   FlagParser flags("flowgate", "flowgate [--gateway HOST:PORT] COMMAND [options]",
                    std::string("Queries a flowgate gateway.\n\n") + kCommands);
   flags.AddString("gateway", "", "HOST:PORT", "gRPC address of the gateway", &gateway);
-  Status parsed = flags.Parse(argc, argv);
-  if (flags.help_requested() || (parsed.ok() && flags.positional().empty())) {
+  std::optional<int> exit_code = ParseMainFlags(flags, argc, argv, nullptr, true);
+  if (exit_code) return *exit_code;
+  if (flags.positional().empty()) {
     std::fputs(flags.Help().c_str(), stdout);
     return 0;
-  }
-  if (!parsed.ok()) {
-    std::fprintf(stderr, "flowgate: %s\n", parsed.message().c_str());
-    return 2;
   }
   const std::string& command = flags.positional().front();
   if (command == "version") {

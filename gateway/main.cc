@@ -2,6 +2,7 @@
 #include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <optional>
 
 #include "core/gateway_app.h"
 #include "flowgate/common/flags.h"
@@ -33,48 +34,24 @@ int main(int argc, char** argv) {
                     options.json_tcp.emplace_back(v);
                     return Status::Ok();
                   });
-  flags.AddOption(
-      "json-client-buffer", "", "SIZE",
-      "Bytes queued per JSON client before its oldest messages are dropped (default: 4MiB)",
-      [&](std::string_view v) -> Status {
-        Result<uint64_t> bytes = ParseByteSize(v);
-        if (!bytes.ok())
-          return Status::InvalidArgument("--json-client-buffer: " + bytes.status().message());
-        if (*bytes < 4096)
-          return Status::InvalidArgument("--json-client-buffer must be at least 4KiB");
-        options.json_client_buffer_bytes = *bytes;
-        return Status::Ok();
-      });
+  flags.AddByteSize("json-client-buffer",
+                    "Bytes queued per JSON client before its oldest messages are dropped",
+                    &options.json_client_buffer_bytes, 4096);
   flags.AddDuration("status-interval", "Interval of the gateway's agent_status messages",
                     &options.status_interval_ms);
   flags.AddBool("sync-writes", "fsync the store on every batch (survives power loss)",
                 &options.sync_writes);
-  std::string log_level = "info";
-  flags.AddString("log-level", "", "LEVEL", "debug, info, warning or error", &log_level);
-
-  Status parsed = flags.Parse(argc, argv);
-  if (flags.help_requested()) {
-    std::fputs(flags.Help().c_str(), stdout);
-    return 0;
-  }
-  LogLevel level;
-  if (parsed.ok() && !ParseLogLevel(log_level, &level)) {
-    parsed = Status::InvalidArgument("--log-level must be debug, info, warning or error");
-  }
-  if (parsed.ok() && !flags.positional().empty()) {
-    parsed = Status::InvalidArgument("unexpected argument '" + flags.positional().front() + "'");
-  }
-  if (parsed.ok() && options.data_dir.empty()) {
-    parsed = Status::InvalidArgument("no data dir given: use --data-dir DIR (see --help)");
-  }
-  if (parsed.ok() && options.status_interval_ms < 1000) {
-    parsed = Status::InvalidArgument("--status-interval must be at least 1s");
-  }
-  if (!parsed.ok()) {
-    std::fprintf(stderr, "flowgate-gateway: %s\n", parsed.message().c_str());
-    return 2;
-  }
-  SetLogLevel(level);
+  flags.AddLogLevel();
+  std::optional<int> exit_code = ParseMainFlags(flags, argc, argv, [&]() -> Status {
+    if (options.data_dir.empty()) {
+      return Status::InvalidArgument("no data dir given: use --data-dir DIR (see --help)");
+    }
+    if (options.status_interval_ms < 1000) {
+      return Status::InvalidArgument("--status-interval must be at least 1s");
+    }
+    return Status::Ok();
+  });
+  if (exit_code) return *exit_code;
 
   // Block the stop signals before any thread starts, so that only sigtimedwait below sees them.
   sigset_t stop_signals;

@@ -1,5 +1,7 @@
 #include "classify/ndpi_classifier.h"
 
+#include "flowgate/common/identity.h"
+
 #include <ndpi/ndpi_api.h>
 #include <netinet/in.h>
 #include <unistd.h>
@@ -17,17 +19,6 @@ std::string Hex16(uint16_t value) {
   char text[8];
   std::snprintf(text, sizeof text, "0x%04x", value);
   return text;
-}
-
-std::string HexBytes(const uint8_t* bytes, size_t length) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(length * 2);
-  for (size_t i = 0; i < length; ++i) {
-    out += kDigits[bytes[i] >> 4];
-    out += kDigits[bytes[i] & 0xf];
-  }
-  return out;
 }
 
 bool AllZero(const uint8_t* bytes, size_t length) {
@@ -74,7 +65,7 @@ void FillTls(const ndpi_flow_struct& flow, v1::SslInfo* ssl) {
   ssl->set_server_ja3(FromArray(tls.ja3_server));
   if (!AllZero(tls.sha1_certificate_fingerprint, sizeof tls.sha1_certificate_fingerprint)) {
     ssl->set_fingerprint(
-        HexBytes(tls.sha1_certificate_fingerprint, sizeof tls.sha1_certificate_fingerprint));
+        HexLower(tls.sha1_certificate_fingerprint, sizeof tls.sha1_certificate_fingerprint));
   }
   ssl->set_alpn(FromPointer(tls.alpn));
 }
@@ -220,7 +211,7 @@ ClassifyStep FlowClassifier::Update(NdpiModule& module, bool finishing) {
     d.mutable_dhcp()->set_class_ident(FromArray(flow.protos.dhcp.class_ident));
   } else if (Is(proto, NDPI_PROTOCOL_BITTORRENT)) {
     const auto& hash = flow.protos.bittorrent.hash;
-    if (!AllZero(hash, sizeof hash)) d.mutable_bt()->set_info_hash(HexBytes(hash, sizeof hash));
+    if (!AllZero(hash, sizeof hash)) d.mutable_bt()->set_info_hash(HexLower(hash, sizeof hash));
   }
   d.mutable_http()->set_url(FromPointer(flow.http.url));
   d.mutable_http()->set_user_agent(FromPointer(flow.http.user_agent));

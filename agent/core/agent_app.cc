@@ -210,19 +210,12 @@ class Agent {
     const ProcessUsage usage = CurrentProcessUsage();
     v1::Event event;
     v1::AgentStatus* s = event.mutable_agent_status();
-    s->set_version(kNetifydJsonVersion);
-    s->set_timestamp(static_cast<int64_t>(now_ms / 1000));
-    s->set_update_interval(static_cast<uint32_t>(options_.update_interval_ms / 1000));
-    s->set_uptime(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                            std::chrono::steady_clock::now() - started_)
-                                            .count()));
-    s->set_cpu_cores(std::max(1u, std::thread::hardware_concurrency()));
-    s->set_cpu_user(usage.cpu_user_s);
-    s->set_cpu_user_prev(previous_usage_.cpu_user_s);
-    s->set_cpu_system(usage.cpu_system_s);
-    s->set_cpu_system_prev(previous_usage_.cpu_system_s);
-    s->set_maxrss_kb(usage.maxrss_kb);
-    s->set_maxrss_kb_prev(previous_usage_.maxrss_kb);
+    FillProcessStatus(usage, previous_usage_, static_cast<int64_t>(now_ms / 1000),
+                      static_cast<uint32_t>(options_.update_interval_ms / 1000),
+                      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                                std::chrono::steady_clock::now() - started_)
+                                                .count()),
+                      s);
     s->set_final(final);
     s->set_flow_count(table.size());
     s->set_flow_count_prev(previous_flow_count_);

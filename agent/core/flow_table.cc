@@ -1,5 +1,7 @@
 #include "core/flow_table.h"
 
+#include "flowgate/common/identity.h"
+
 #include <netinet/in.h>
 #include <openssl/evp.h>
 
@@ -98,13 +100,7 @@ std::string FlowTable::Digest(const FlowKey& key) const {
   unsigned char sha1[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   EVP_Digest(input.data(), input.size(), sha1, &length, EVP_sha1(), nullptr);
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned i = 0; i < length; ++i) {
-    hex += kDigits[sha1[i] >> 4];
-    hex += kDigits[sha1[i] & 0xf];
-  }
-  return hex;
+  return HexLower(sha1, length);
 }
 
 FlowTable::FlowList& FlowTable::ListFor(const Flow& flow) {

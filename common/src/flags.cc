@@ -1,6 +1,9 @@
 #include "flowgate/common/flags.h"
 
+#include "flowgate/common/log.h"
+
 #include <charconv>
+#include <cstdio>
 #include <optional>
 #include <sstream>
 
@@ -61,8 +64,53 @@ void FlagParser::AddDuration(std::string name, std::string help, uint64_t* targe
   });
 }
 
+void FlagParser::AddByteSize(std::string name, std::string help, uint64_t* target,
+                             uint64_t min_bytes) {
+  help += " (default: " + std::to_string(*target) + " bytes)";
+  std::string flag = name;
+  AddOption(std::move(name), "", "SIZE", std::move(help), [=](std::string_view v) -> Status {
+    Result<uint64_t> bytes = ParseByteSize(v);
+    if (!bytes.ok()) return Status::InvalidArgument("--" + flag + ": " + bytes.status().message());
+    if (*bytes < min_bytes) {
+      return Status::InvalidArgument("--" + flag + " must be at least " +
+                                     std::to_string(min_bytes) + " bytes");
+    }
+    *target = *bytes;
+    return Status::Ok();
+  });
+}
+
 void FlagParser::AddBool(std::string name, std::string help, bool* target) {
   AddSwitch(std::move(name), "", std::move(help), [target] { *target = true; });
+}
+
+void FlagParser::AddLogLevel() {
+  AddOption("log-level", "", "LEVEL", "debug, info, warning or error (default: info)",
+            [](std::string_view v) -> Status {
+              LogLevel level;
+              if (!ParseLogLevel(v, &level)) {
+                return Status::InvalidArgument("--log-level must be debug, info, warning or error");
+              }
+              SetLogLevel(level);
+              return Status::Ok();
+            });
+}
+
+std::optional<int> ParseMainFlags(FlagParser& flags, int argc, const char* const* argv,
+                                  const std::function<Status()>& validate, bool allow_positional) {
+  Status status = flags.Parse(argc, argv);
+  if (flags.help_requested()) {
+    std::fputs(flags.Help().c_str(), stdout);
+    return 0;
+  }
+  if (status.ok() && !allow_positional && !flags.positional().empty()) {
+    status = Status::InvalidArgument("unexpected argument '" + flags.positional().front() +
+                                     "'; see " + flags.program() + " --help");
+  }
+  if (status.ok() && validate) status = validate();
+  if (status.ok()) return std::nullopt;
+  std::fprintf(stderr, "%s: %s\n", flags.program().c_str(), status.message().c_str());
+  return 2;
 }
 
 const FlagParser::Flag* FlagParser::Find(std::string_view name, bool is_short) const {

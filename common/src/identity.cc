@@ -1,10 +1,14 @@
 #include "flowgate/common/identity.h"
 
+#include "flowgate/common/netifyd_json.h"
+
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <random>
+#include <thread>
 
 namespace flowgate {
 
@@ -40,6 +44,32 @@ ProcessUsage CurrentProcessUsage() {
   out.cpu_user_s = static_cast<double>(usage.ru_utime.tv_sec) + usage.ru_utime.tv_usec / 1e6;
   out.cpu_system_s = static_cast<double>(usage.ru_stime.tv_sec) + usage.ru_stime.tv_usec / 1e6;
   out.maxrss_kb = static_cast<uint64_t>(usage.ru_maxrss);
+  return out;
+}
+
+void FillProcessStatus(const ProcessUsage& now, const ProcessUsage& previous, int64_t timestamp_s,
+                       uint32_t update_interval_s, uint64_t uptime_s, v1::AgentStatus* status) {
+  status->set_version(kNetifydJsonVersion);
+  status->set_timestamp(timestamp_s);
+  status->set_update_interval(update_interval_s);
+  status->set_uptime(uptime_s);
+  status->set_cpu_cores(std::max(1u, std::thread::hardware_concurrency()));
+  status->set_cpu_user(now.cpu_user_s);
+  status->set_cpu_user_prev(previous.cpu_user_s);
+  status->set_cpu_system(now.cpu_system_s);
+  status->set_cpu_system_prev(previous.cpu_system_s);
+  status->set_maxrss_kb(now.maxrss_kb);
+  status->set_maxrss_kb_prev(previous.maxrss_kb);
+}
+
+std::string HexLower(const uint8_t* bytes, size_t length) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(length * 2);
+  for (size_t i = 0; i < length; ++i) {
+    out += kDigits[bytes[i] >> 4];
+    out += kDigits[bytes[i] & 0xf];
+  }
   return out;
 }
 

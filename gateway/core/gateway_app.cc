@@ -99,18 +99,15 @@ class GatewayImpl final : public Gateway {
     const ProcessUsage usage = CurrentProcessUsage();
     v1::Event event;
     v1::AgentStatus* s = event.mutable_agent_status();
-    s->set_version(kNetifydJsonVersion);
-    s->set_timestamp(std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count());
-    s->set_update_interval(static_cast<uint32_t>(options_.status_interval_ms / 1000));
-    s->set_uptime(static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
-                                            std::chrono::steady_clock::now() - started_)
-                                            .count()));
-    s->set_cpu_cores(std::max(1u, std::thread::hardware_concurrency()));
-    s->set_cpu_user(usage.cpu_user_s);
-    s->set_cpu_system(usage.cpu_system_s);
-    s->set_maxrss_kb(usage.maxrss_kb);
+    FillProcessStatus(usage, usage,
+                      std::chrono::duration_cast<std::chrono::seconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count(),
+                      static_cast<uint32_t>(options_.status_interval_ms / 1000),
+                      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
+                                                std::chrono::steady_clock::now() - started_)
+                                                .count()),
+                      s);
     return std::make_shared<const std::string>(EncodeNetifydFrame(event, nullptr));
   }
 

@@ -3,6 +3,7 @@
 // it as input, so the same flags always produce the same bytes.
 #include <cstdio>
 #include <exception>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -59,18 +60,13 @@ int Run(int argc, char** argv) {
   flags.AddString("client-net", "", "CIDR", "Clients' /24: hosts .10-.60, resolver .1",
                   &client_net);
 
-  if (Status s = flags.Parse(argc, argv); !s.ok()) return Fail(s);
-  if (flags.help_requested()) {
-    std::fputs(flags.Help().c_str(), stdout);
-    return 0;
-  }
-  if (!flags.positional().empty()) {
-    return Fail(Status::InvalidArgument("unexpected argument '" + flags.positional().front() +
-                                        "'; see " + std::string{kProgram} + " --help"));
-  }
-  if (out_path.empty()) return Fail(Status::InvalidArgument("--out FILE is required"));
-  Result<uint32_t> network = ParseClientNetwork(client_net);
-  if (!network.ok()) return Fail(network.status());
+  Result<uint32_t> network = Status::InvalidArgument("unset");
+  std::optional<int> exit_code = ParseMainFlags(flags, argc, argv, [&]() -> Status {
+    if (out_path.empty()) return Status::InvalidArgument("--out FILE is required");
+    network = ParseClientNetwork(client_net);
+    return network.ok() ? Status::Ok() : network.status();
+  });
+  if (exit_code) return *exit_code;
   options.client_network = *network;
 
   Result<PcapWriter> writer = PcapWriter::Open(out_path);

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +37,10 @@ class FlagParser {
   // Accepts durations such as `250ms`, `15s`, `5m`, `2h`, `7d`; stores milliseconds.
   void AddDuration(std::string name, std::string help, uint64_t* target_ms);
   void AddBool(std::string name, std::string help, bool* target);
+  // Accepts sizes such as `65536`, `64KiB`, `20MiB`, `2GiB`; at least `min_bytes`.
+  void AddByteSize(std::string name, std::string help, uint64_t* target, uint64_t min_bytes);
+  // Declares --log-level (debug, info, warning, error), applied as soon as it is parsed.
+  void AddLogLevel();
 
   // Parses argv. Returns InvalidArgument with a one-line message for an unknown flag, a
   // missing argument, or an argument the handler rejects. Positional arguments are
@@ -61,6 +66,14 @@ class FlagParser {
   std::vector<std::string> positional_;
   bool help_requested_ = false;
 };
+
+// The front of every flowgate main(): parses argv; for --help prints Help() to stdout and
+// returns 0; for a bad command line (an unknown flag, a bad value, what `validate` rejects,
+// a positional argument when none is allowed) prints "PROGRAM: problem" on stderr and
+// returns 2. Returns nullopt when the program should go on.
+std::optional<int> ParseMainFlags(FlagParser& flags, int argc, const char* const* argv,
+                                  const std::function<Status()>& validate,
+                                  bool allow_positional = false);
 
 // Parses `250ms`, `15s`, `5m`, `2h`, `7d` (or a bare number of seconds) into milliseconds.
 Result<uint64_t> ParseDurationMs(std::string_view text);

@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "flowgate/v1/events.pb.h"
+
 namespace flowgate {
 
 // The flowgate version, e.g. "0.1.0".
@@ -20,5 +22,14 @@ struct ProcessUsage {
   uint64_t maxrss_kb = 0;
 };
 ProcessUsage CurrentProcessUsage();
+
+// Fills the fields of a netifyd agent_status that describe the process itself (version,
+// timestamp in seconds, update interval, uptime, cores, CPU and memory now and at the
+// previous status), the same way for agent and gateway.
+void FillProcessStatus(const ProcessUsage& now, const ProcessUsage& previous, int64_t timestamp_s,
+                       uint32_t update_interval_s, uint64_t uptime_s, v1::AgentStatus* status);
+
+// Lower-case hex text of `length` bytes.
+std::string HexLower(const uint8_t* bytes, size_t length);
 
 }  // namespace flowgate
