@@ -1,5 +1,6 @@
 // flowgate-agent: classify the flows of a capture with nDPI and send them on.
 #include <cstdio>
+#include <cstdlib>
 #include <optional>
 
 #include "core/agent_app.h"
@@ -10,15 +11,55 @@ int main(int argc, char** argv) {
   agent::AgentOptions options;
   FlagParser flags(
       "flowgate-agent",
-      "flowgate-agent -r FILE [--json-out PATH|-] [--gateway tcp://HOST:PORT] [options]",
-      "Reads packets, tracks and classifies every flow with nDPI 4.2, and emits netifyd\n"
-      "events (agent_hello, flow, flow_stats, flow_purge, agent_status) as a netifyd JSON\n"
-      "stream (--json-out) and/or to a flowgate gateway over ZeroMQ (--gateway). At the end\n"
-      "of a capture file the remaining flows are purged as 'terminated' and the agent exits\n"
-      "0 once the gateway has acknowledged everything.\n\n"
-      "Example: flowgate-agent -r capture.pcap --json-out - | jq -c 'select(.type==\"flow\")'");
-  flags.AddString("read", "r", "FILE", "Read packets from a pcap or pcapng file",
-                  &options.capture_file);
+      "flowgate-agent {-r FILE | -i IFACE}... [--json-out PATH|-] [--gateway tcp://HOST:PORT] "
+      "[options]",
+      "Reads packets from capture files and/or live interfaces, tracks and classifies every\n"
+      "flow with nDPI 4.2, and emits netifyd events (agent_hello, flow, flow_stats,\n"
+      "flow_purge, agent_status) as a netifyd JSON stream (--json-out) and/or to a flowgate\n"
+      "gateway over ZeroMQ (--gateway). At the end of the capture files, or on SIGINT or\n"
+      "SIGTERM, the remaining flows are purged as 'terminated' and the agent exits 0 once\n"
+      "the gateway has acknowledged everything.\n\n"
+      "Example: flowgate-agent -r capture.pcap --json-out - | jq -c 'select(.type==\"flow\")'\n"
+      "         flowgate-agent -I eth0 -E wan0 --workers 2 --gateway tcp://gw:7151");
+  flags.AddOption("read", "r", "FILE", "Read packets from a pcap or pcapng file (repeatable)",
+                  [&](std::string_view v) {
+                    options.capture_files.emplace_back(v);
+                    return Status::Ok();
+                  });
+  auto add_interface = [&](bool internal) {
+    return [&options, internal](std::string_view v) {
+      options.interfaces.push_back({std::string(v), internal});
+      return Status::Ok();
+    };
+  };
+  flags.AddOption("interface", "i", "IFACE", "Capture on a LAN interface (repeatable)",
+                  add_interface(true));
+  flags.AddOption("internal", "I", "IFACE", "Capture on a LAN interface, as netifyd -I",
+                  add_interface(true));
+  flags.AddOption("external", "E", "IFACE", "Capture on a WAN interface, as netifyd -E",
+                  add_interface(false));
+  flags.AddString("bpf", "", "EXPR", "Capture only packets matching this BPF filter",
+                  &options.capture.bpf);
+  flags.AddSwitch("no-promiscuous", "", "Do not put live interfaces in promiscuous mode",
+                  [&] { options.capture.promiscuous = false; });
+  flags.AddByteSize("capture-buffer", "Kernel capture buffer per interface (default: 16MiB)",
+                    &options.capture.buffer_bytes, 65536);
+  uint64_t workers = options.workers;
+  flags.AddUint("workers", "N", "DPI worker threads (default: 1)", &workers, 1, 64);
+  flags.AddOption(
+      "replay-speed", "", "X",
+      "Replay capture files at X times their packet time (default: as fast as "
+      "possible)",
+      [&](std::string_view v) {
+        char* end = nullptr;
+        const std::string text(v);
+        const double speed = std::strtod(text.c_str(), &end);
+        if (end == text.c_str() || *end != '\0' || !(speed > 0) || speed > 1e6) {
+          return Status::InvalidArgument("--replay-speed wants a number > 0, got '" + text + "'");
+        }
+        options.replay_speed = speed;
+        return Status::Ok();
+      });
   flags.AddString("json-out", "", "PATH", "Write the netifyd JSON stream to PATH ('-' = stdout)",
                   &options.json_out);
   flags.AddString("gateway", "", "ENDPOINT", "Send events to the gateway at tcp://HOST:PORT",
@@ -45,8 +86,8 @@ int main(int argc, char** argv) {
                     &options.delivery_timeout_ms);
   flags.AddLogLevel();
   std::optional<int> exit_code = ParseMainFlags(flags, argc, argv, [&]() -> Status {
-    if (options.capture_file.empty()) {
-      return Status::InvalidArgument("no capture given: use -r FILE (see --help)");
+    if (options.capture_files.empty() && options.interfaces.empty()) {
+      return Status::InvalidArgument("no capture given: use -r FILE or -i IFACE (see --help)");
     }
     if (options.update_interval_ms < 1000) {
       return Status::InvalidArgument("--update-interval must be at least 1s");
@@ -54,6 +95,7 @@ int main(int argc, char** argv) {
     return Status::Ok();
   });
   if (exit_code) return *exit_code;
+  options.workers = static_cast<uint32_t>(workers);
   Status status = agent::RunAgent(options);
   if (!status.ok()) {
     std::fprintf(stderr, "flowgate-agent: %s\n", status.message().c_str());

@@ -24,3 +24,11 @@ echo "== release build: every test"
 cmake -S . -B build -G Ninja -DFLOWGATE_WERROR=ON -DFLOWGATE_TESTDATA="$testdata" >/dev/null
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure -j "$jobs"
+
+echo "== fuzz: decoder + flow table (libFuzzer under ASan+UBSan, 30 s)"
+CC=clang-14 CXX=clang++-14 cmake -S . -B build-fuzz -G Ninja -DFLOWGATE_FUZZ=ON \
+  -DFLOWGATE_UNIT_TESTS_ONLY=ON -DFLOWGATE_WERROR=OFF -DFLOWGATE_TESTDATA="$testdata" >/dev/null
+cmake --build build-fuzz -j "$jobs" --target flowgate_fuzz_decoder
+mkdir -p build-fuzz/corpus  # new inputs go here, not into the seed corpus in the tree
+build-fuzz/bin/flowgate_fuzz_decoder -max_total_time=30 -timeout=10 -rss_limit_mb=2048 \
+  -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus

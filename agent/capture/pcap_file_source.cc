@@ -9,18 +9,29 @@
 #include <memory>
 #include <string>
 
-#include "capture/packet_source.h"
+#include "capture/pcap_handle.h"
 
 namespace flowgate::capture {
+
+Status ApplyBpf(pcap_t* handle, const std::string& expression, const std::string& what) {
+  if (expression.empty()) return Status::Ok();
+  bpf_program program{};
+  if (pcap_compile(handle, &program, expression.c_str(), 1, PCAP_NETMASK_UNKNOWN) != 0) {
+    return Status::InvalidArgument("bad --bpf expression '" + expression + "' for " + what + ": " +
+                                   pcap_geterr(handle));
+  }
+  const int rc = pcap_setfilter(handle, &program);
+  pcap_freecode(&program);
+  if (rc != 0)
+    return Status::IoError("cannot set BPF filter on " + what + ": " + pcap_geterr(handle));
+  return Status::Ok();
+}
+
 namespace {
 
-struct PcapCloser {
-  void operator()(pcap_t* handle) const { pcap_close(handle); }
-};
 struct FileCloser {
   void operator()(std::FILE* file) const { std::fclose(file); }
 };
-using PcapHandle = std::unique_ptr<pcap_t, PcapCloser>;
 
 class PcapFileSource final : public PacketSource {
  public:
@@ -37,17 +48,7 @@ class PcapFileSource final : public PacketSource {
     const u_char* data = nullptr;
     const int rc = pcap_next_ex(handle_.get(), &header, &data);
     if (rc == 1) {
-      const auto seconds = header->ts.tv_sec;
-      const auto microseconds = header->ts.tv_usec;
-      // A hostile file can carry times before the epoch, which the unsigned field cannot
-      // hold; they become 0 rather than a wrapped-around date.
-      packet->timestamp_us =
-          seconds < 0 || microseconds < 0
-              ? 0
-              : static_cast<uint64_t>(seconds) * 1'000'000 + static_cast<uint64_t>(microseconds);
-      packet->data = data;
-      packet->captured_length = header->caplen;
-      packet->wire_length = header->len;
+      FillRawPacket(*header, data, packet);
       ++counters_.packets;
       return true;
     }
@@ -85,7 +86,8 @@ Status CannotOpen(const std::string& path, int error) {
 
 }  // namespace
 
-Result<std::unique_ptr<PacketSource>> OpenCaptureFile(const std::string& path) {
+Result<std::unique_ptr<PacketSource>> OpenCaptureFile(const std::string& path,
+                                                      const CaptureOptions& options) {
   // The file is opened here rather than by libpcap so that a missing, unreadable or
   // directory path gets an errno message, and libpcap's errors can only mean "not a
   // capture". Checking the opened descriptor also avoids a race with a separate stat().
@@ -105,6 +107,7 @@ Result<std::unique_ptr<PacketSource>> OpenCaptureFile(const std::string& path) {
                                    ")");
   }
   file.release();  // pcap_close() closes it from now on
+  FLOWGATE_RETURN_IF_ERROR(ApplyBpf(handle.get(), options.bpf, "'" + path + "'"));
   return std::unique_ptr<PacketSource>(std::make_unique<PcapFileSource>(std::move(handle), path));
 }
 

@@ -10,6 +10,8 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <string>
 #include <vector>
 
 namespace flowgate::classify {
@@ -131,8 +133,6 @@ FlowClassifier::FlowClassifier(uint8_t ip_protocol) : ip_protocol_(ip_protocol) 
   auto* flow = static_cast<ndpi_flow_struct*>(ndpi_flow_malloc(size));
   if (flow != nullptr) std::memset(flow, 0, size);
   ndpi_flow_.reset(flow);
-  detection_.set_detected_protocol_name("Unknown");
-  detection_.set_detected_application_name("Unknown");
 }
 
 FlowClassifier::~FlowClassifier() = default;
@@ -140,28 +140,96 @@ FlowClassifier::FlowClassifier(FlowClassifier&&) noexcept = default;
 FlowClassifier& FlowClassifier::operator=(FlowClassifier&&) noexcept = default;
 
 ClassifyStep FlowClassifier::Process(NdpiModule& module, const uint8_t* l3, size_t l3_length,
-                                     uint64_t time_ms) {
+                                     uint64_t time_ms, v1::FlowMetadata* detection) {
   if (final()) return ClassifyStep::kUnchanged;
   ++packets_;
   const auto length = static_cast<unsigned short>(std::min<size_t>(l3_length, 0xffff));
   ndpi_protocol proto =
       ndpi_detection_process_packet(module.raw(), ndpi_flow_.get(), l3, length, time_ms);
+  // As ndpiReader: nDPI gives up after the packet that takes the flow past the limit.
+  // Protocols other than TCP share UDP's limit (the reader has none for them), so that an
+  // ICMP flow's state is freed too.
   const uint32_t limit = ip_protocol_ == IPPROTO_TCP ? module.options().max_tcp_packets
                                                      : module.options().max_udp_packets;
-  const bool enough = packets_ >= limit;
+  const bool enough = packets_ > limit;
   const bool answered = proto.app_protocol != NDPI_PROTOCOL_UNKNOWN;
   if (!answered && !enough) return ClassifyStep::kPending;
   // With an answer, keep feeding while nDPI can still learn more (certificates, ...).
   const bool finishing = enough || !ndpi_extra_dissection_possible(module.raw(), ndpi_flow_.get());
-  return Update(module, finishing);
+  return Update(module, finishing, detection);
 }
 
-ClassifyStep FlowClassifier::Finish(NdpiModule& module) {
+ClassifyStep FlowClassifier::Finish(NdpiModule& module, v1::FlowMetadata* detection) {
   if (final()) return ClassifyStep::kUnchanged;
-  return Update(module, true);
+  return Update(module, true, detection);
 }
 
-ClassifyStep FlowClassifier::Update(NdpiModule& module, bool finishing) {
+namespace {
+
+// Copies what nDPI found for `flow` (labelled `proto`) into the detection fields of a `flow`
+// event.
+void FillDetection(const NdpiModule& module, const ndpi_flow_struct& flow, ndpi_protocol proto,
+                   bool guessed, v1::FlowMetadata* d) {
+  // Match ndpiReader's naming: "TLS.Google" is protocol TLS, application Google; a lone
+  // "HTTP" is protocol HTTP with no application.
+  uint16_t protocol = proto.app_protocol;
+  uint16_t application = NDPI_PROTOCOL_UNKNOWN;
+  if (proto.master_protocol != NDPI_PROTOCOL_UNKNOWN &&
+      proto.master_protocol != proto.app_protocol) {
+    protocol = proto.master_protocol;
+    application = proto.app_protocol;
+  }
+  d->set_detected_protocol(protocol);
+  d->set_detected_protocol_name(module.ProtocolName(protocol));
+  d->set_detected_application(application);
+  d->set_detected_application_name(module.ProtocolName(application));
+  d->set_detection_guessed(guessed);
+  const char* confidence = ndpi_confidence_get_name(flow.confidence);
+  if (confidence != nullptr) d->set_detection_confidence(confidence);
+  d->mutable_category()->set_application(proto.category);
+  ndpi_proto_defaults_t* defaults = ndpi_get_proto_defaults(module.raw());
+  if (defaults != nullptr && protocol < ndpi_get_num_supported_protocols(module.raw())) {
+    d->mutable_category()->set_protocol(defaults[protocol].protoCategory);
+  }
+  d->set_host_server_name(FromArray(flow.host_server_name));
+  if (UsesTlsState(proto)) {
+    FillTls(flow, d->mutable_ssl());
+  } else if (Is(proto, NDPI_PROTOCOL_DNS)) {
+    d->mutable_dns()->set_query(FromArray(flow.host_server_name));
+    d->mutable_dns()->set_query_type(flow.protos.dns.query_type);
+    d->mutable_dns()->set_reply_code(flow.protos.dns.reply_code);
+  } else if (Is(proto, NDPI_PROTOCOL_SSH)) {
+    d->mutable_ssh()->set_client(FromArray(flow.protos.ssh.client_signature));
+    d->mutable_ssh()->set_server(FromArray(flow.protos.ssh.server_signature));
+  } else if (Is(proto, NDPI_PROTOCOL_DHCP)) {
+    d->mutable_dhcp()->set_fingerprint(FromArray(flow.protos.dhcp.fingerprint));
+    d->mutable_dhcp()->set_class_ident(FromArray(flow.protos.dhcp.class_ident));
+  } else if (Is(proto, NDPI_PROTOCOL_BITTORRENT)) {
+    const auto& hash = flow.protos.bittorrent.hash;
+    if (!AllZero(hash, sizeof hash)) d->mutable_bt()->set_info_hash(HexLower(hash, sizeof hash));
+  }
+  d->mutable_http()->set_url(FromPointer(flow.http.url));
+  d->mutable_http()->set_user_agent(FromPointer(flow.http.user_agent));
+  if (flow.risk != 0) {
+    uint16_t client = 0, server = 0;
+    v1::Risks* risks = d->mutable_risks();
+    risks->set_ndpi_risk_score(ndpi_risk2score(flow.risk, &client, &server));
+    risks->set_ndpi_risk_score_client(client);
+    risks->set_ndpi_risk_score_server(server);
+    for (uint32_t bit = 1; bit < NDPI_MAX_RISK; ++bit) {
+      if ((flow.risk & (ndpi_risk{1} << bit)) != 0) risks->add_risks(bit);
+    }
+  }
+}
+
+}  // namespace
+
+ClassifyStep FlowClassifier::Update(NdpiModule& module, bool finishing,
+                                    v1::FlowMetadata* detection) {
+  // Between the first answer and the final one nDPI only adds detail (server hello,
+  // certificate, ...): readers get the first answer at once and one refinement at the end,
+  // not a message per packet, so nothing is built in between.
+  if (answered_ && !finishing) return ClassifyStep::kUnchanged;
   ndpi_flow_struct& flow = *ndpi_flow_;
   ndpi_protocol proto{};
   proto.app_protocol = flow.detected_protocol_stack[0];
@@ -173,73 +241,22 @@ ClassifyStep FlowClassifier::Update(NdpiModule& module, bool finishing) {
     proto = ndpi_detection_giveup(module.raw(), &flow, 1, &was_guessed);
     guessed = true;  // nDPI gave up: whatever label it offers is not a DPI answer
   }
-  // Match ndpiReader's naming: "TLS.Google" is protocol TLS, application Google; a lone
-  // "HTTP" is protocol HTTP with no application.
-  uint16_t protocol = proto.app_protocol;
-  uint16_t application = NDPI_PROTOCOL_UNKNOWN;
-  if (proto.master_protocol != NDPI_PROTOCOL_UNKNOWN &&
-      proto.master_protocol != proto.app_protocol) {
-    protocol = proto.master_protocol;
-    application = proto.app_protocol;
-  }
+  const bool has_answer = proto.app_protocol != NDPI_PROTOCOL_UNKNOWN ||
+                          proto.master_protocol != NDPI_PROTOCOL_UNKNOWN || finishing;
+  if (!has_answer) return ClassifyStep::kPending;
 
   v1::FlowMetadata d;
-  d.set_detected_protocol(protocol);
-  d.set_detected_protocol_name(module.ProtocolName(protocol));
-  d.set_detected_application(application);
-  d.set_detected_application_name(module.ProtocolName(application));
-  d.set_detection_guessed(guessed);
-  const char* confidence = ndpi_confidence_get_name(flow.confidence);
-  if (confidence != nullptr) d.set_detection_confidence(confidence);
-  d.mutable_category()->set_application(proto.category);
-  ndpi_proto_defaults_t* defaults = ndpi_get_proto_defaults(module.raw());
-  if (defaults != nullptr && protocol < ndpi_get_num_supported_protocols(module.raw())) {
-    d.mutable_category()->set_protocol(defaults[protocol].protoCategory);
-  }
-  d.set_host_server_name(FromArray(flow.host_server_name));
-  if (UsesTlsState(proto)) {
-    FillTls(flow, d.mutable_ssl());
-  } else if (Is(proto, NDPI_PROTOCOL_DNS)) {
-    d.mutable_dns()->set_query(FromArray(flow.host_server_name));
-    d.mutable_dns()->set_query_type(flow.protos.dns.query_type);
-    d.mutable_dns()->set_reply_code(flow.protos.dns.reply_code);
-  } else if (Is(proto, NDPI_PROTOCOL_SSH)) {
-    d.mutable_ssh()->set_client(FromArray(flow.protos.ssh.client_signature));
-    d.mutable_ssh()->set_server(FromArray(flow.protos.ssh.server_signature));
-  } else if (Is(proto, NDPI_PROTOCOL_DHCP)) {
-    d.mutable_dhcp()->set_fingerprint(FromArray(flow.protos.dhcp.fingerprint));
-    d.mutable_dhcp()->set_class_ident(FromArray(flow.protos.dhcp.class_ident));
-  } else if (Is(proto, NDPI_PROTOCOL_BITTORRENT)) {
-    const auto& hash = flow.protos.bittorrent.hash;
-    if (!AllZero(hash, sizeof hash)) d.mutable_bt()->set_info_hash(HexLower(hash, sizeof hash));
-  }
-  d.mutable_http()->set_url(FromPointer(flow.http.url));
-  d.mutable_http()->set_user_agent(FromPointer(flow.http.user_agent));
-  if (flow.risk != 0) {
-    uint16_t client = 0, server = 0;
-    v1::Risks* risks = d.mutable_risks();
-    risks->set_ndpi_risk_score(ndpi_risk2score(flow.risk, &client, &server));
-    risks->set_ndpi_risk_score_client(client);
-    risks->set_ndpi_risk_score_server(server);
-    for (uint32_t bit = 1; bit < NDPI_MAX_RISK; ++bit) {
-      if ((flow.risk & (ndpi_risk{1} << bit)) != 0) risks->add_risks(bit);
-    }
-  }
+  FillDetection(module, flow, proto, guessed, &d);
   if (finishing) ndpi_flow_.reset();  // the answer is final: free nDPI's per-flow state
 
-  const bool has_answer = protocol != NDPI_PROTOCOL_UNKNOWN || finishing;
-  if (!has_answer) return ClassifyStep::kPending;
-  // Between the first answer and the final one nDPI only adds detail (server hello,
-  // certificate, ...): readers get the first answer at once and one refinement at the end,
-  // not a message per packet.
-  if (answered_ && !finishing) return ClassifyStep::kUnchanged;
-  const bool changed = d.SerializeAsString() != detection_.SerializeAsString();
-  detection_ = std::move(d);
-  if (!answered_) {
-    answered_ = true;
-    return ClassifyStep::kDetected;
-  }
-  return changed ? ClassifyStep::kRefined : ClassifyStep::kUnchanged;
+  const uint64_t hash = std::hash<std::string>()(d.SerializeAsString());
+  const bool first = !answered_;
+  const bool changed = hash != answer_hash_;
+  answered_ = true;
+  answer_hash_ = hash;
+  if (!first && !changed) return ClassifyStep::kUnchanged;
+  *detection = std::move(d);
+  return first ? ClassifyStep::kDetected : ClassifyStep::kRefined;
 }
 
 }  // namespace flowgate::classify

@@ -3,8 +3,9 @@
 //
 // A flow's packets go to nDPI until it has its answer and wants no more (no further
 // dissection), or until a per-flow packet limit is reached, at which point nDPI gives up
-// and guesses. Then the classifier copies what nDPI found into flowgate's metadata and
-// frees nDPI's per-flow state, so a long-lived flow costs little memory.
+// and guesses. Then nDPI's per-flow state is freed. The classifier keeps only a few bytes
+// per flow: the detection fields are built from nDPI's state at the moment a `flow` event
+// is due and handed to the caller, never stored, so a long-lived flow costs little memory.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +40,7 @@ enum class ClassifyStep {
 };
 
 // The DPI state of one flow. Owned by the worker's flow table; used on that thread only.
+// Compact on purpose (24 bytes): a million classified flows must fit in a small probe.
 class FlowClassifier {
  public:
   explicit FlowClassifier(uint8_t ip_protocol);
@@ -47,29 +49,32 @@ class FlowClassifier {
   FlowClassifier& operator=(FlowClassifier&&) noexcept;
 
   // Gives one packet (starting at its IP header) to nDPI, unless classification is final.
-  ClassifyStep Process(NdpiModule& module, const uint8_t* l3, size_t l3_length, uint64_t time_ms);
+  // When the result is kDetected or kRefined, *detection holds the detection fields of the
+  // `flow` event that is due (detected_*, category, host name, ssl, http, dns, dhcp, ssh,
+  // bt, risks, detection_guessed, detection_confidence); otherwise it is left alone.
+  ClassifyStep Process(NdpiModule& module, const uint8_t* l3, size_t l3_length, uint64_t time_ms,
+                       v1::FlowMetadata* detection);
   // Makes the classification final now (a guess if nDPI has no answer): at flow end.
-  ClassifyStep Finish(NdpiModule& module);
+  // Fills *detection as Process() does.
+  ClassifyStep Finish(NdpiModule& module, v1::FlowMetadata* detection);
 
   // True once nDPI's state is freed and the answer cannot change.
   bool final() const { return ndpi_flow_ == nullptr; }
   bool has_answer() const { return answered_; }
   uint32_t packets_inspected() const { return packets_; }
-  // The detection fields of `flow` messages: detected_*, category, host name, ssl, http,
-  // dns, dhcp, ssh, bt, risks, detection_guessed, detection_confidence.
-  const v1::FlowMetadata& detection() const { return detection_; }
 
  private:
-  ClassifyStep Update(NdpiModule& module, bool finishing);
+  ClassifyStep Update(NdpiModule& module, bool finishing, v1::FlowMetadata* detection);
 
   struct NdpiFlowFree {
     void operator()(ndpi_flow_struct* flow) const;
   };
   std::unique_ptr<ndpi_flow_struct, NdpiFlowFree> ndpi_flow_;
-  uint8_t ip_protocol_;
+  // A hash of the first answer's fields: the final answer is a refinement only if it differs.
+  uint64_t answer_hash_ = 0;
   uint32_t packets_ = 0;
+  uint8_t ip_protocol_;
   bool answered_ = false;
-  v1::FlowMetadata detection_;
 };
 
 class NdpiModule {

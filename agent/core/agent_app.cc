@@ -2,10 +2,15 @@
 
 #include <netinet/in.h>
 #include <pcap/dlt.h>
+#include <pthread.h>
+#include <signal.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -13,6 +18,7 @@
 #include "capture/packet_source.h"
 #include "core/flow_table.h"
 #include "core/local_networks.h"
+#include "core/worker.h"
 #include "export/gateway_client.h"
 #include "export/json_stream_sink.h"
 #include "flowgate/common/identity.h"
@@ -91,6 +97,57 @@ class CaptureCounters {
   v1::InterfaceStats s_;
 };
 
+// One capture (file or interface): its source, counters and state, shared by its capture
+// thread and the status reporter.
+struct Capture {
+  std::string path;  // file path or interface name
+  bool live = false;
+  bool internal = true;
+  std::unique_ptr<capture::PacketSource> source;  // owned by the capture thread once it runs
+  std::string name;                               // the flows' `interface`
+
+  std::mutex mutex;  // guards everything below
+  std::optional<CaptureCounters> counters;
+  uint64_t kernel_dropped_reported = 0;
+  uint64_t kernel_dropped = 0;
+  uint64_t queue_dropped = 0;
+  uint64_t packets = 0;  // read from the source, whole run
+  std::string state;     // live: "up" or "down"
+  std::string last_error;
+  uint32_t reopens = 0;
+  capture::PacketSource* running = nullptr;  // for Interrupt() from the signal thread
+};
+
+uint64_t SteadyMs() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
+}
+
+// Serialises the workers' emissions into the one sink.
+class LockedSink final : public EventSink {
+ public:
+  explicit LockedSink(std::unique_ptr<EventSink> sink) : sink_(std::move(sink)) {}
+  void Emit(const v1::Event& event) override {
+    std::lock_guard lock(mutex_);
+    sink_->Emit(event);
+  }
+  Status Flush(uint64_t timeout_ms) override {
+    std::lock_guard lock(mutex_);
+    return sink_->Flush(timeout_ms);
+  }
+  // Flushes `part`, one of the wrapped sinks, without waiting; a failure is kept by the
+  // part and reported by the final Flush().
+  void FlushPart(EventSink& part) {
+    std::lock_guard lock(mutex_);
+    part.Flush(0).IgnoreError();
+  }
+
+ private:
+  std::mutex mutex_;
+  std::unique_ptr<EventSink> sink_;
+};
+
 class Agent {
  public:
   Agent(const AgentOptions& options, std::string agent_id) : options_(options) {
@@ -113,12 +170,21 @@ class Agent {
       return Status::InvalidArgument(
           "nothing to send to: give --json-out PATH|- or --gateway tcp://HOST:PORT");
     }
-    Result<std::unique_ptr<capture::PacketSource>> source =
-        capture::OpenCaptureFile(options_.capture_file);
-    if (!source.ok()) return source.status();
-    Result<std::unique_ptr<classify::NdpiModule>> ndpi =
-        classify::NdpiModule::Create(options_.classifier);
-    if (!ndpi.ok()) return ndpi.status();
+    if (options_.capture_files.empty() && options_.interfaces.empty()) {
+      return Status::InvalidArgument("no capture given: use -r FILE or -i IFACE");
+    }
+    if (options_.capture_files.size() + options_.interfaces.size() > 256) {
+      return Status::InvalidArgument("at most 256 captures");
+    }
+    FLOWGATE_RETURN_IF_ERROR(OpenCaptures());
+    const uint32_t worker_count = std::max<uint32_t>(1, options_.workers);
+    std::vector<std::unique_ptr<classify::NdpiModule>> modules;
+    for (uint32_t i = 0; i < worker_count; ++i) {
+      Result<std::unique_ptr<classify::NdpiModule>> ndpi =
+          classify::NdpiModule::Create(options_.classifier);
+      if (!ndpi.ok()) return ndpi.status();
+      modules.push_back(std::move(ndpi).value());
+    }
     FLOWGATE_RETURN_IF_ERROR(OpenSinks());
 
     v1::Event hello;
@@ -127,112 +193,353 @@ class Agent {
     hello.mutable_agent_hello()->set_json_version(kNetifydJsonVersion);
     sink_->Emit(hello);
 
-    FlowTableOptions table_options;
-    table_options.agent_id = identity_.id();
-    table_options.interface_name = (*source)->name();
-    table_options.idle_timeout_ms = options_.idle_timeout_ms;
-    table_options.tcp_idle_timeout_ms = options_.tcp_idle_timeout_ms;
-    table_options.max_flows = options_.max_flows;
-    FlowTable table(table_options, local_networks_, **ndpi, *sink_);
-    Status capture_status = Capture(**source, table);
+    WorkerOptions worker_options;
+    worker_options.table.agent_id = identity_.id();
+    for (const auto& c : captures_)
+      worker_options.table.interfaces.push_back({c->name, c->internal});
+    worker_options.table.idle_timeout_ms = options_.idle_timeout_ms;
+    worker_options.table.tcp_idle_timeout_ms = options_.tcp_idle_timeout_ms;
+    // The limit is shared out: every (worker, capture) table holds its part.
+    const uint64_t tables = uint64_t{worker_count} * captures_.size();
+    worker_options.table.max_flows =
+        std::max<uint64_t>(1, (options_.max_flows + tables - 1) / tables);
+    worker_options.update_interval_ms = options_.update_interval_ms;
+    worker_options.live = !options_.interfaces.empty();
+    for (auto& module : modules) {
+      workers_.push_back(
+          std::make_unique<Worker>(worker_options, local_networks_, std::move(module), *sink_));
+    }
 
-    table.PurgeAll(v1::PURGE_REASON_TERMINATED);
-    EmitStatus(table, (*source)->name(), last_packet_ms_, /*final=*/true);
+    std::vector<std::thread> worker_threads, capture_threads;
+    for (auto& worker : workers_) worker_threads.emplace_back([&w = *worker] { w.Run(); });
+    for (size_t i = 0; i < captures_.size(); ++i) {
+      capture_threads.emplace_back([this, i] {
+        Status status = CaptureLoop(*captures_[i], static_cast<uint8_t>(i));
+        if (!status.ok()) {
+          Log(LogLevel::kError, "agent", status.message());
+          std::lock_guard lock(error_mutex_);
+          if (first_error_.ok()) first_error_ = status;
+        }
+        captures_running_.fetch_sub(1);
+      });
+    }
+    Supervise();
+    for (auto& thread : capture_threads) thread.join();
+    for (auto& worker : workers_) worker->queue().Close();
+    for (auto& thread : worker_threads) thread.join();
+
+    EmitStatus(/*final=*/true);
+    const v1::FlowTableStats flows = TableStats();
+    uint64_t packets = 0;
+    for (const auto& c : captures_) {
+      std::lock_guard lock(c->mutex);
+      packets += c->packets;
+    }
     Log(LogLevel::kInfo, "agent",
-        "read " + std::to_string((*source)->counters().packets) + " packets from " +
-            (*source)->name() + ", " + std::to_string(table.stats().created()) + " flows, " +
-            std::to_string(discarded_) + " packets not decoded");
+        "read " + std::to_string(packets) + " packets from " + CaptureNames() + ", " +
+            std::to_string(flows.created()) + " flows, " + std::to_string(discarded_.load()) +
+            " packets not decoded");
     Status delivered = sink_->Flush(options_.delivery_timeout_ms);
-    return capture_status.ok() ? delivered : capture_status;
+    std::lock_guard lock(error_mutex_);
+    return first_error_.ok() ? delivered : first_error_;
   }
 
  private:
+  Status OpenCaptures() {
+    for (const std::string& path : options_.capture_files) {
+      auto c = std::make_unique<Capture>();
+      c->path = path;
+      Result<std::unique_ptr<capture::PacketSource>> source =
+          capture::OpenCaptureFile(path, options_.capture);
+      if (!source.ok()) return source.status();
+      c->source = std::move(source).value();
+      c->name = c->source->name();
+      c->counters.emplace(c->source->link_type());
+      captures_.push_back(std::move(c));
+    }
+    for (const CaptureInterface& interface : options_.interfaces) {
+      auto c = std::make_unique<Capture>();
+      c->path = c->name = interface.name;
+      c->live = true;
+      c->internal = interface.internal;
+      Result<std::unique_ptr<capture::PacketSource>> source =
+          capture::OpenLiveCapture(interface.name, options_.capture);
+      if (!source.ok()) return source.status();
+      c->source = std::move(source).value();
+      c->counters.emplace(c->source->link_type());
+      c->state = "up";
+      // The interface's own networks are local, as netifyd takes them.
+      for (const std::string& text : capture::InterfaceNetworks(interface.name)) {
+        Result<IpNetwork> network = ParseIpNetwork(text);
+        if (network.ok()) local_networks_.Add(*network);
+      }
+      Log(LogLevel::kInfo, "agent", "capturing on " + interface.name);
+      captures_.push_back(std::move(c));
+    }
+    captures_running_ = static_cast<int>(captures_.size());
+    return Status::Ok();
+  }
+
   Status OpenSinks() {
     std::vector<std::unique_ptr<EventSink>> sinks;
     if (!options_.json_out.empty()) {
       auto json = JsonStreamSink::Open(options_.json_out);
       if (!json.ok()) return json.status();
+      json_sink_ = json->get();
       sinks.push_back(std::move(json).value());
     }
     if (!options_.gateway.empty()) {
       GatewayClientOptions client_options;
       client_options.endpoint = options_.gateway;
       client_options.identity = identity_;
-      client_options.block_when_full = true;  // a file loses nothing by waiting
+      // A file loses nothing by waiting; live capture must not stall behind the gateway.
+      client_options.block_when_full = options_.interfaces.empty();
       auto client = GatewayClient::Create(std::move(client_options));
       if (!client.ok()) return client.status();
       sinks.push_back(std::move(client).value());
     }
-    sink_ = std::make_unique<FanOutSink>(std::move(sinks));
+    sink_ = std::make_unique<LockedSink>(std::make_unique<FanOutSink>(std::move(sinks)));
     return Status::Ok();
   }
 
-  Status Capture(capture::PacketSource& source, FlowTable& table) {
-    CaptureCounters& counters = counters_.emplace(source.link_type());
+  // The capture thread: read, decode, count, hand each packet to its flow's worker.
+  Status CaptureLoop(Capture& c, uint8_t index) {
     capture::FragmentTracker fragments;
     capture::RawPacket raw;
     capture::DecodedPacket packet;
-    uint64_t next_expiry_ms = 0, next_update_ms = 0;
+    uint64_t first_packet_us = 0, replay_start_ms = 0;
+    uint64_t backoff_ms = kMinReopenBackoffMs;
+    {
+      std::lock_guard lock(c.mutex);
+      c.running = c.source.get();
+    }
+    if (stop_.load()) c.source->Interrupt();
     while (true) {
-      Result<bool> more = source.Next(&raw);
-      if (!more.ok()) return more.status();
-      if (!*more) return Status::Ok();
-      const uint64_t now_ms = raw.timestamp_us / 1000;
-      if (next_update_ms == 0) {
-        next_update_ms = now_ms + options_.update_interval_ms;
-        next_expiry_ms = now_ms + 1000;
+      Result<bool> more = c.source->Next(&raw);
+      if (!more.ok()) {
+        if (!c.live) return more.status();
+        if (!Reopen(c, more.status(), &backoff_ms)) return Status::Ok();
+        continue;
       }
-      last_packet_ms_ = std::max(last_packet_ms_, now_ms);
-      capture::DecodeError error = capture::DecodePacket(source.link_type(), raw.data,
-                                                         raw.captured_length, &fragments, &packet);
-      if (error != capture::DecodeError::kNone) {
-        counters.Discard(raw.wire_length);
-        ++discarded_;
-      } else {
-        counters.Count(packet, raw.wire_length);
-        table.OnPacket(packet, raw.timestamp_us, raw.wire_length);
+      if (!*more) {
+        if (!c.live) return Status::Ok();  // end of file
+        if (!stop_.load()) continue;       // nothing now
+        // Stopping: take what the kernel already holds, then end.
+        c.source->SetNonBlocking();
+        while (true) {
+          Result<bool> rest = c.source->Next(&raw);
+          if (!rest.ok() || !*rest) break;
+          HandleRaw(c, index, raw, &fragments, &packet);
+        }
+        return Status::Ok();
       }
-      // Timers run on packet time, so a capture file replays the same events every time.
-      if (now_ms >= next_expiry_ms) {
-        table.ExpireIdle(now_ms);
-        next_expiry_ms = now_ms + 1000;
+      if (!c.live && stop_.load()) return Status::Ok();
+      if (!c.live && options_.replay_speed > 0) {
+        // Packet time, scaled: wait until this packet is due.
+        if (first_packet_us == 0) {
+          first_packet_us = std::max<uint64_t>(raw.timestamp_us, 1);
+          replay_start_ms = SteadyMs();
+        }
+        const double due_ms =
+            static_cast<double>(raw.timestamp_us - std::min(raw.timestamp_us, first_packet_us)) /
+            1000.0 / options_.replay_speed;
+        const auto due = static_cast<uint64_t>(due_ms) + replay_start_ms;
+        while (!stop_.load() && SteadyMs() < due) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(
+              std::min<uint64_t>(due - SteadyMs(), 50)));  // pacing, not synchronisation
+        }
       }
-      if (now_ms >= next_update_ms) {
-        table.EmitStats();
-        EmitStatus(table, source.name(), now_ms, /*final=*/false);
-        next_update_ms = now_ms + options_.update_interval_ms;
+      HandleRaw(c, index, raw, &fragments, &packet);
+    }
+  }
+
+  void HandleRaw(Capture& c, uint8_t index, const capture::RawPacket& raw,
+                 capture::FragmentTracker* fragments, capture::DecodedPacket* packet) {
+    const capture::DecodeError error = capture::DecodePacket(
+        c.source->link_type(), raw.data, raw.captured_length, fragments, packet);
+    std::lock_guard lock(c.mutex);
+    ++c.packets;
+    if (error != capture::DecodeError::kNone) {
+      c.counters->Discard(raw.wire_length);
+      discarded_.fetch_add(1);
+      return;
+    }
+    c.counters->Count(*packet, raw.wire_length);
+    bool lower = true;
+    const size_t hash = FlowKeyHash()(FlowKey::Of(*packet, index, &lower));
+    Worker& worker = *workers_[hash % workers_.size()];
+    if (!worker.queue().Push(*packet, raw.timestamp_us, raw.wire_length, index,
+                             /*block=*/!c.live)) {
+      ++c.queue_dropped;
+    }
+  }
+
+  // An interface went down: report it, then try again with growing pauses until it is back
+  // or the agent stops. Returns false when stopping.
+  bool Reopen(Capture& c, const Status& why, uint64_t* backoff_ms) {
+    {
+      std::lock_guard lock(c.mutex);
+      c.state = "down";
+      c.last_error = why.message();
+      c.running = nullptr;
+    }
+    Log(LogLevel::kWarning, "agent", why.message() + "; reopening");
+    c.source.reset();
+    while (!stop_.load()) {
+      const uint64_t until = SteadyMs() + *backoff_ms;
+      while (!stop_.load() && SteadyMs() < until) {
+        std::unique_lock lock(stop_mutex_);
+        stop_cv_.wait_for(lock, std::chrono::milliseconds(until - std::min(until, SteadyMs())));
+      }
+      if (stop_.load()) break;
+      *backoff_ms = std::min(*backoff_ms * 2, kMaxReopenBackoffMs);
+      Result<std::unique_ptr<capture::PacketSource>> source =
+          capture::OpenLiveCapture(c.path, options_.capture);
+      if (!source.ok()) {
+        std::lock_guard lock(c.mutex);
+        c.last_error = source.status().message();
+        continue;
+      }
+      std::lock_guard lock(c.mutex);
+      c.source = std::move(source).value();
+      c.running = c.source.get();
+      c.state = "up";
+      ++c.reopens;
+      c.kernel_dropped_reported = 0;  // a new handle counts from zero
+      *backoff_ms = kMinReopenBackoffMs;
+      Log(LogLevel::kInfo, "agent", "capturing on " + c.path + " again");
+      return true;
+    }
+    return false;
+  }
+
+  // The calling thread's loop while captures run: agent_status each interval, and the
+  // signals that stop the agent.
+  void Supervise() {
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    const bool live = !options_.interfaces.empty();
+    uint64_t next_status_ms = SteadyMs() + options_.update_interval_ms;
+    while (captures_running_.load() > 0) {
+      const timespec tick{0, 100'000'000};
+      const int signal = sigtimedwait(&signals, nullptr, &tick);
+      if ((signal == SIGINT || signal == SIGTERM) && !stop_.load()) {
+        Log(LogLevel::kInfo, "agent", "stopping (signal " + std::to_string(signal) + ")");
+        Stop();
+      }
+      if (live && SteadyMs() >= next_status_ms) {
+        EmitStatus(/*final=*/false);
+        FlushJson();
+        next_status_ms = SteadyMs() + options_.update_interval_ms;
       }
     }
   }
 
-  void EmitStatus(const FlowTable& table, const std::string& interface_name, uint64_t now_ms,
-                  bool final) {
+  // A live JSON stream is written out every interval, so that a reader following the file
+  // sees it as it happens rather than in 64 KiB chunks.
+  void FlushJson() {
+    if (json_sink_ == nullptr) return;
+    sink_->FlushPart(*json_sink_);
+  }
+
+  void Stop() {
+    {
+      std::lock_guard lock(stop_mutex_);
+      stop_.store(true);
+    }
+    stop_cv_.notify_all();
+    for (auto& c : captures_) {
+      std::lock_guard lock(c->mutex);
+      if (c->running != nullptr) c->running->Interrupt();
+    }
+  }
+
+  v1::FlowTableStats TableStats() const {
+    v1::FlowTableStats total;
+    for (const auto& worker : workers_) {
+      const v1::FlowTableStats s = worker->Stats();
+      total.set_active(total.active() + s.active());
+      total.set_created(total.created() + s.created());
+      total.set_purged(total.purged() + s.purged());
+      total.set_evicted(total.evicted() + s.evicted());
+      total.set_detected(total.detected() + s.detected());
+      total.set_guessed(total.guessed() + s.guessed());
+    }
+    return total;
+  }
+
+  std::string CaptureNames() const {
+    std::string names;
+    for (const auto& c : captures_) names += (names.empty() ? "" : ", ") + c->name;
+    return names;
+  }
+
+  void EmitStatus(bool final) {
     const ProcessUsage usage = CurrentProcessUsage();
+    const v1::FlowTableStats flows = TableStats();
     v1::Event event;
     v1::AgentStatus* s = event.mutable_agent_status();
-    FillProcessStatus(usage, previous_usage_, static_cast<int64_t>(now_ms / 1000),
+    const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+    FillProcessStatus(usage, previous_usage_, static_cast<int64_t>(now_s),
                       static_cast<uint32_t>(options_.update_interval_ms / 1000),
                       static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::seconds>(
                                                 std::chrono::steady_clock::now() - started_)
                                                 .count()),
                       s);
     s->set_final(final);
-    s->set_flow_count(table.size());
+    s->set_flow_count(flows.active());
     s->set_flow_count_prev(previous_flow_count_);
-    *s->mutable_flows() = table.stats();
-    if (counters_) *s->add_stats() = counters_->TakeInterval(interface_name);
+    *s->mutable_flows() = flows;
+    for (const auto& c : captures_) {
+      std::lock_guard lock(c->mutex);
+      v1::InterfaceStats stats = c->counters->TakeInterval(c->name);
+      if (c->running != nullptr) {
+        const uint64_t dropped = c->running->counters().kernel_dropped;
+        stats.set_capture_dropped(dropped - std::min(dropped, c->kernel_dropped_reported));
+        c->kernel_dropped_reported = dropped;
+      }
+      stats.set_queue_dropped(c->queue_dropped);
+      c->queue_dropped = 0;
+      *s->add_stats() = std::move(stats);
+      if (c->live) {
+        v1::InterfaceInfo* info = s->add_interfaces();
+        info->set_name(c->name);
+        info->set_role(c->internal ? "LAN" : "WAN");
+        info->set_mac(capture::InterfaceMac(c->name));
+        for (const std::string& network : capture::InterfaceNetworks(c->name)) {
+          info->add_addr(network.substr(0, network.find('/')));
+        }
+        info->set_state(c->state);
+        info->set_reopens(c->reopens);
+        info->set_last_error(c->last_error);
+      }
+    }
     previous_usage_ = usage;
-    previous_flow_count_ = table.size();
+    previous_flow_count_ = flows.active();
     sink_->Emit(event);
   }
+
+  static constexpr uint64_t kMinReopenBackoffMs = 250;
+  static constexpr uint64_t kMaxReopenBackoffMs = 30'000;
 
   const AgentOptions& options_;
   v1::AgentIdentity identity_;
   LocalNetworks local_networks_;
-  std::unique_ptr<EventSink> sink_;
-  std::optional<CaptureCounters> counters_;  // made when capture starts
-  uint64_t last_packet_ms_ = 0;
-  uint64_t discarded_ = 0;
+  std::unique_ptr<LockedSink> sink_;
+  EventSink* json_sink_ = nullptr;  // the --json-out part of sink_, if any
+  std::vector<std::unique_ptr<Capture>> captures_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<int> captures_running_{0};
+  std::atomic<uint64_t> discarded_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex stop_mutex_;
+  std::condition_variable stop_cv_;
+  std::mutex error_mutex_;
+  Status first_error_;
   ProcessUsage previous_usage_;
   uint64_t previous_flow_count_ = 0;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
@@ -243,8 +550,20 @@ class Agent {
 Status RunAgent(const AgentOptions& options) {
   Result<std::string> id = LoadOrCreateAgentId(options.state_dir);
   if (!id.ok()) return id.status();
-  Agent agent(options, *id);
-  return agent.Run();
+  // SIGINT and SIGTERM are taken with sigtimedwait() by the supervising thread: blocked here,
+  // before any thread starts, so that every thread inherits the mask.
+  sigset_t signals, previous;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, &previous);
+  Status status;
+  {
+    Agent agent(options, *id);
+    status = agent.Run();
+  }
+  pthread_sigmask(SIG_SETMASK, &previous, nullptr);
+  return status;
 }
 
 }  // namespace flowgate::agent

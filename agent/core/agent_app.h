@@ -6,14 +6,30 @@
 #include <string>
 #include <vector>
 
+#include "capture/packet_source.h"
 #include "classify/ndpi_classifier.h"
 #include "flowgate/common/status.h"
 
 namespace flowgate::agent {
 
+// A live capture interface and its role (netifyd's -I internal/LAN, -E external/WAN).
+struct CaptureInterface {
+  std::string name;
+  bool internal = true;
+};
+
 struct AgentOptions {
-  // A pcap or pcapng file to read (-r). REQUIRED (live capture comes with the agent issue).
-  std::string capture_file;
+  // pcap or pcapng files to read (-r), each as fast as possible or at `replay_speed`.
+  std::vector<std::string> capture_files;
+  // Interfaces to capture on (-i/-I/-E). At least one file or interface is REQUIRED.
+  std::vector<CaptureInterface> interfaces;
+  // BPF filter, promiscuous mode, kernel buffer size. Default: see CaptureOptions.
+  capture::CaptureOptions capture;
+  // DPI worker threads; each packet goes to the worker its flow hashes to. Default: 1.
+  uint32_t workers = 1;
+  // Replay capture files at this multiple of their packet time (1 = real time). Default: 0,
+  // as fast as possible.
+  double replay_speed = 0;
   // Write the netifyd JSON stream here ("-" = stdout). Default: none.
   std::string json_out;
   // ZeroMQ endpoint of the gateway, e.g. "tcp://gw:7151". Default: none.
@@ -36,8 +52,10 @@ struct AgentOptions {
   uint64_t delivery_timeout_ms = 30'000;
 };
 
-// Runs the agent to completion (end of the capture file). Returns the first error that
-// stopped it; events produced before a broken record are still delivered.
+// Runs the agent to completion: the end of every capture file, or SIGINT/SIGTERM (blocked
+// in the calling process while it runs, and handled by RunAgent), after which every flow is
+// purged as terminated and everything is flushed. Returns the first error that stopped it;
+// events produced before a broken record are still delivered.
 Status RunAgent(const AgentOptions& options);
 
 }  // namespace flowgate::agent

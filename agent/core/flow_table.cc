@@ -12,7 +12,7 @@ namespace flowgate::agent {
 namespace {
 
 constexpr uint8_t kTcpFin = 0x01, kTcpSyn = 0x02, kTcpRst = 0x04, kTcpAck = 0x10;
-constexpr int kLower = 0, kUpper = 1;
+constexpr uint8_t kLower = 0, kUpper = 1;
 
 int Rank(AddressClass c) {
   switch (c) {
@@ -34,25 +34,53 @@ std::string MacText(const uint8_t* mac) {
   return text;
 }
 
+// OpenSSL 3 looks EVP_sha1() up again on every use, which costs more than the hash itself:
+// fetched once, kept for the process's life.
+const EVP_MD* Sha1() {
+  static EVP_MD* const kSha1 = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+  return kSha1;
+}
+
 }  // namespace
 
+// What the table keeps per flow between packets: kept small (about 150 bytes with its
+// map node), since a probe may track a million flows. Everything a `flow` event says beyond
+// this is built from nDPI's state when the event is due.
 struct FlowTable::Flow {
-  FlowKey key;
-  std::string digest;
-  int local_side = kLower;
-  int origin_side = kLower;
-  v1::OtherType other_type = v1::OTHER_TYPE_UNKNOWN;
-  uint8_t mac[2][6] = {};
+  const FlowKey* key = nullptr;  // the map's copy
+  Flow* prev = nullptr;          // idle list links
+  Flow* next = nullptr;
   uint64_t first_seen_ms = 0, last_seen_ms = 0;
   uint64_t bytes[2] = {}, packets[2] = {};
   uint64_t reported_bytes[2] = {}, reported_packets[2] = {};
+  classify::FlowClassifier classifier;
+  uint8_t mac[2][6] = {};
+  uint8_t local_side = kLower;
+  uint8_t origin_side = kLower;
+  v1::OtherType other_type = v1::OTHER_TYPE_UNKNOWN;
   bool closing = false;  // TCP FIN or RST seen
   bool active_since_stats = false;
-  classify::FlowClassifier classifier;
-  FlowList::iterator position;
+  bool in_long_list = false;
 
   explicit Flow(uint8_t ip_protocol) : classifier(ip_protocol) {}
 };
+
+FlowKey FlowKey::Of(const capture::DecodedPacket& packet, uint8_t interface_index,
+                    bool* sender_is_lower) {
+  const bool lower =
+      packet.src != packet.dst ? packet.src < packet.dst : packet.src_port <= packet.dst_port;
+  FlowKey key;
+  key.ip_version = packet.ip_version;
+  key.ip_protocol = packet.ip_protocol;
+  key.interface_index = interface_index;
+  key.vlan_id = packet.vlan_id;
+  key.lower = lower ? packet.src : packet.dst;
+  key.upper = lower ? packet.dst : packet.src;
+  key.lower_port = lower ? packet.src_port : packet.dst_port;
+  key.upper_port = lower ? packet.dst_port : packet.src_port;
+  *sender_is_lower = lower;
+  return key;
+}
 
 size_t FlowKeyHash::operator()(const FlowKey& key) const {
   // FNV-1a over the ordered key: both directions of a flow hash alike because the key is
@@ -61,7 +89,8 @@ size_t FlowKeyHash::operator()(const FlowKey& key) const {
   auto mix = [&h](const uint8_t* data, size_t n) {
     for (size_t i = 0; i < n; ++i) h = (h ^ data[i]) * 1099511628211ULL;
   };
-  const uint8_t head[4] = {key.ip_version, key.ip_protocol, static_cast<uint8_t>(key.vlan_id),
+  const uint8_t head[5] = {key.ip_version, key.ip_protocol, key.interface_index,
+                           static_cast<uint8_t>(key.vlan_id),
                            static_cast<uint8_t>(key.vlan_id >> 8)};
   mix(head, sizeof head);
   const size_t address_bytes = key.ip_version == 6 ? 16 : 4;
@@ -71,19 +100,38 @@ size_t FlowKeyHash::operator()(const FlowKey& key) const {
       static_cast<uint8_t>(key.lower_port), static_cast<uint8_t>(key.lower_port >> 8),
       static_cast<uint8_t>(key.upper_port), static_cast<uint8_t>(key.upper_port >> 8)};
   mix(ports, sizeof ports);
-  return static_cast<size_t>(h);
+  // FNV's low bits mix poorly; fold the high half in, since the map and the worker choice
+  // both use the low bits.
+  return static_cast<size_t>(h ^ (h >> 29));
+}
+
+void FlowTable::IdleList::PushBack(Flow* flow) {
+  flow->prev = tail;
+  flow->next = nullptr;
+  (tail != nullptr ? tail->next : head) = flow;
+  tail = flow;
+}
+
+void FlowTable::IdleList::Remove(Flow* flow) {
+  (flow->prev != nullptr ? flow->prev->next : head) = flow->next;
+  (flow->next != nullptr ? flow->next->prev : tail) = flow->prev;
+  flow->prev = flow->next = nullptr;
 }
 
 FlowTable::FlowTable(FlowTableOptions options, const LocalNetworks& local_networks,
                      classify::NdpiModule& ndpi, EventSink& sink)
-    : options_(std::move(options)), local_networks_(local_networks), ndpi_(ndpi), sink_(sink) {}
+    : options_(std::move(options)), local_networks_(local_networks), ndpi_(ndpi), sink_(sink) {
+  if (options_.interfaces.empty()) options_.interfaces.push_back(FlowInterface{});
+}
 
 FlowTable::~FlowTable() = default;
 
 std::string FlowTable::Digest(const FlowKey& key) const {
+  // Computed when an event needs it rather than kept: 40 bytes per flow saved for a hash
+  // that costs about a microsecond.
   std::string input = options_.agent_id;
   input += '\0';
-  input += options_.interface_name;
+  input += options_.interfaces[key.interface_index].name;
   input += '\0';
   const size_t address_bytes = key.ip_version == 6 ? 16 : 4;
   const uint8_t head[8] = {key.ip_version,
@@ -99,39 +147,29 @@ std::string FlowTable::Digest(const FlowKey& key) const {
   input.append(reinterpret_cast<const char*>(key.upper.bytes), address_bytes);
   unsigned char sha1[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
-  EVP_Digest(input.data(), input.size(), sha1, &length, EVP_sha1(), nullptr);
+  EVP_Digest(input.data(), input.size(), sha1, &length, Sha1(), nullptr);
   return HexLower(sha1, length);
 }
 
-FlowTable::FlowList& FlowTable::ListFor(const Flow& flow) {
-  const bool long_lived = flow.key.ip_protocol == IPPROTO_TCP && !flow.closing;
-  return long_lived ? long_idle_ : short_idle_;
+FlowTable::IdleList& FlowTable::ListFor(const Flow& flow) {
+  return flow.in_long_list ? long_idle_ : short_idle_;
 }
 
-FlowTable::Flow* FlowTable::FindOrCreate(const capture::DecodedPacket& packet, bool sender_is_lower,
-                                         uint64_t time_ms) {
-  FlowKey key;
-  key.ip_version = packet.ip_version;
-  key.ip_protocol = packet.ip_protocol;
-  key.vlan_id = packet.vlan_id;
-  key.lower = sender_is_lower ? packet.src : packet.dst;
-  key.upper = sender_is_lower ? packet.dst : packet.src;
-  key.lower_port = sender_is_lower ? packet.src_port : packet.dst_port;
-  key.upper_port = sender_is_lower ? packet.dst_port : packet.src_port;
-  if (auto it = flows_.find(key); it != flows_.end()) return it->second.get();
+FlowTable::Flow* FlowTable::FindOrCreate(const FlowKey& key, const capture::DecodedPacket& packet,
+                                         bool sender_is_lower, uint64_t time_ms) {
+  if (auto it = flows_.find(key); it != flows_.end()) return &it->second;
 
-  if (flows_.size() >= options_.max_flows) {
-    FlowList& victims = !short_idle_.empty() ? short_idle_ : long_idle_;
-    Flow* oldest = victims.front();
+  if (flows_.size() >= options_.max_flows && !flows_.empty()) {
+    Flow* oldest = short_idle_.head != nullptr ? short_idle_.head : long_idle_.head;
     stats_.set_evicted(stats_.evicted() + 1);
     Purge(oldest, v1::PURGE_REASON_EVICTED);
   }
-  auto flow = std::make_unique<Flow>(packet.ip_protocol);
-  flow->key = key;
-  flow->digest = Digest(key);
+  auto [it, inserted] = flows_.try_emplace(key, packet.ip_protocol);
+  Flow* flow = &it->second;
+  flow->key = &it->first;
   flow->first_seen_ms = time_ms;
   // The first packet's sender opened the flow, unless it is a SYN+ACK: then the receiver did.
-  const int sender = sender_is_lower ? kLower : kUpper;
+  const uint8_t sender = sender_is_lower ? kLower : kUpper;
   const bool syn_ack = (packet.tcp_flags & (kTcpSyn | kTcpAck)) == (kTcpSyn | kTcpAck);
   flow->origin_side = syn_ack ? 1 - sender : sender;
 
@@ -154,29 +192,30 @@ FlowTable::Flow* FlowTable::FindOrCreate(const capture::DecodedPacket& packet, b
     flow->other_type = v1::OTHER_TYPE_REMOTE;
   }
 
-  Flow* raw = flow.get();
-  FlowList& list = ListFor(*raw);
-  raw->position = list.insert(list.end(), raw);
-  flows_.emplace(key, std::move(flow));
+  flow->in_long_list = key.ip_protocol == IPPROTO_TCP;
+  ListFor(*flow).PushBack(flow);
   stats_.set_created(stats_.created() + 1);
   stats_.set_active(flows_.size());
-  return raw;
+  return flow;
 }
 
 void FlowTable::OnPacket(const capture::DecodedPacket& packet, uint64_t time_us,
-                         uint32_t wire_length) {
-  const bool sender_is_lower =
-      packet.src != packet.dst ? packet.src < packet.dst : packet.src_port <= packet.dst_port;
+                         uint32_t wire_length, uint8_t interface_index) {
+  if (interface_index >= options_.interfaces.size()) interface_index = 0;
+  bool sender_is_lower = true;
+  const FlowKey key = FlowKey::Of(packet, interface_index, &sender_is_lower);
   const uint64_t time_ms = time_us / 1000;
-  Flow* flow = FindOrCreate(packet, sender_is_lower, time_ms);
-  const int sender = sender_is_lower ? kLower : kUpper;
+  Flow* flow = FindOrCreate(key, packet, sender_is_lower, time_ms);
+  const uint8_t sender = sender_is_lower ? kLower : kUpper;
 
-  // Re-file the flow at the back of its idle list (it may move lists after a FIN).
-  ListFor(*flow).erase(flow->position);
-  if ((packet.tcp_flags & (kTcpFin | kTcpRst)) != 0) flow->closing = true;
+  // Re-file the flow at the back of its idle list (it moves to the short list after a FIN).
+  ListFor(*flow).Remove(flow);
+  if ((packet.tcp_flags & (kTcpFin | kTcpRst)) != 0) {
+    flow->closing = true;
+    flow->in_long_list = false;
+  }
   if ((packet.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn) flow->origin_side = sender;
-  FlowList& list = ListFor(*flow);
-  flow->position = list.insert(list.end(), flow);
+  ListFor(*flow).PushBack(flow);
 
   flow->last_seen_ms = std::max(flow->last_seen_ms, time_ms);
   flow->bytes[sender] += wire_length;
@@ -185,41 +224,49 @@ void FlowTable::OnPacket(const capture::DecodedPacket& packet, uint64_t time_us,
   if (packet.has_mac) std::memcpy(flow->mac[sender], packet.src_mac, 6);
 
   if (flow->classifier.final() || packet.l3 == nullptr) return;
+  v1::FlowMetadata detection;
   const classify::ClassifyStep step =
-      flow->classifier.Process(ndpi_, packet.l3, packet.l3_length, time_ms);
+      flow->classifier.Process(ndpi_, packet.l3, packet.l3_length, time_ms, &detection);
+  EmitDetection(*flow, step, std::move(detection));
+}
+
+void FlowTable::EmitDetection(const Flow& flow, classify::ClassifyStep step,
+                              v1::FlowMetadata&& detection) {
   if (step == classify::ClassifyStep::kDetected) {
     stats_.set_detected(stats_.detected() + 1);
-    EmitFlow(*flow, false);
+    if (detection.detection_guessed()) stats_.set_guessed(stats_.guessed() + 1);
+    EmitFlow(flow, std::move(detection), false);
   } else if (step == classify::ClassifyStep::kRefined) {
-    EmitFlow(*flow, true);
+    EmitFlow(flow, std::move(detection), true);
   }
 }
 
-v1::FlowContext FlowTable::Context() const {
+v1::FlowContext FlowTable::Context(const Flow& flow) const {
   v1::FlowContext context;
-  context.set_interface(options_.interface_name);
-  context.set_internal(options_.internal);
+  const FlowInterface& interface = options_.interfaces[flow.key->interface_index];
+  context.set_interface(interface.name);
+  context.set_internal(interface.internal);
   return context;
 }
 
-void FlowTable::EmitFlow(Flow& flow, bool updated) {
+void FlowTable::EmitFlow(const Flow& flow, v1::FlowMetadata&& detection, bool updated) {
   v1::Event event;
   v1::FlowEvent* body = event.mutable_flow();
-  *body->mutable_context() = Context();
+  *body->mutable_context() = Context(flow);
   v1::FlowMetadata* m = body->mutable_flow();
-  *m = flow.classifier.detection();
-  if (m->detection_guessed()) stats_.set_guessed(stats_.guessed() + 1);
+  *m = std::move(detection);
+  const FlowKey& key = *flow.key;
   const int local = flow.local_side, other = 1 - flow.local_side;
-  const capture::IpAddress& local_ip = local == kLower ? flow.key.lower : flow.key.upper;
-  const capture::IpAddress& other_ip = local == kLower ? flow.key.upper : flow.key.lower;
-  m->set_digest(flow.digest);
-  m->set_ip_version(flow.key.ip_version);
-  m->set_ip_protocol(flow.key.ip_protocol);
-  m->set_vlan_id(flow.key.vlan_id);
+  const capture::IpAddress& local_ip = local == kLower ? key.lower : key.upper;
+  const capture::IpAddress& other_ip = local == kLower ? key.upper : key.lower;
+  m->set_digest(Digest(key));
+  m->set_ip_version(key.ip_version);
+  m->set_ip_protocol(key.ip_protocol);
+  m->set_vlan_id(key.vlan_id);
   m->set_local_ip(local_ip.ToString());
   m->set_other_ip(other_ip.ToString());
-  m->set_local_port(local == kLower ? flow.key.lower_port : flow.key.upper_port);
-  m->set_other_port(local == kLower ? flow.key.upper_port : flow.key.lower_port);
+  m->set_local_port(local == kLower ? key.lower_port : key.upper_port);
+  m->set_other_port(local == kLower ? key.upper_port : key.lower_port);
   m->set_local_mac(MacText(flow.mac[local]));
   m->set_other_mac(MacText(flow.mac[other]));
   m->set_other_type(flow.other_type);
@@ -232,7 +279,7 @@ void FlowTable::EmitFlow(Flow& flow, bool updated) {
 
 void FlowTable::FillCounters(Flow& flow, v1::FlowCounters* c, bool consume_deltas) {
   const int local = flow.local_side, other = 1 - flow.local_side;
-  c->set_digest(flow.digest);
+  c->set_digest(Digest(*flow.key));
   c->set_last_seen_at(flow.last_seen_ms);
   c->set_local_bytes(flow.bytes[local] - flow.reported_bytes[local]);
   c->set_other_bytes(flow.bytes[other] - flow.reported_bytes[other]);
@@ -249,41 +296,38 @@ void FlowTable::FillCounters(Flow& flow, v1::FlowCounters* c, bool consume_delta
 
 void FlowTable::EmitStats() {
   for (auto& [key, flow] : flows_) {
-    if (!flow->active_since_stats) continue;
-    flow->active_since_stats = false;
+    if (!flow.active_since_stats) continue;
+    flow.active_since_stats = false;
     v1::Event event;
-    *event.mutable_flow_stats()->mutable_context() = Context();
-    FillCounters(*flow, event.mutable_flow_stats()->mutable_flow(), true);
+    *event.mutable_flow_stats()->mutable_context() = Context(flow);
+    FillCounters(flow, event.mutable_flow_stats()->mutable_flow(), true);
     sink_.Emit(event);
   }
 }
 
 void FlowTable::Purge(Flow* flow, v1::PurgeReason reason) {
   // Every flow gets its `flow` message before its purge, guessed if nDPI had no answer.
-  const classify::ClassifyStep step = flow->classifier.Finish(ndpi_);
-  if (step == classify::ClassifyStep::kDetected) {
-    stats_.set_detected(stats_.detected() + 1);
-    EmitFlow(*flow, false);
-  } else if (step == classify::ClassifyStep::kRefined) {
-    EmitFlow(*flow, true);
-  }
+  v1::FlowMetadata detection;
+  const classify::ClassifyStep step = flow->classifier.Finish(ndpi_, &detection);
+  EmitDetection(*flow, step, std::move(detection));
   v1::Event event;
   v1::FlowPurgeEvent* purge = event.mutable_flow_purge();
-  *purge->mutable_context() = Context();
+  *purge->mutable_context() = Context(*flow);
   purge->set_reason(reason);
   FillCounters(*flow, purge->mutable_flow(), true);
   sink_.Emit(event);
 
-  ListFor(*flow).erase(flow->position);
-  flows_.erase(flow->key);  // destroys *flow
+  ListFor(*flow).Remove(flow);
+  const FlowKey key = *flow->key;  // a copy: erase must not read the node it destroys
+  flows_.erase(key);
   stats_.set_purged(stats_.purged() + 1);
   stats_.set_active(flows_.size());
 }
 
 void FlowTable::ExpireIdle(uint64_t now_ms) {
-  auto expire = [&](FlowList& list, uint64_t timeout_ms) {
-    while (!list.empty() && list.front()->last_seen_ms + timeout_ms <= now_ms) {
-      Flow* flow = list.front();
+  auto expire = [&](IdleList& list, uint64_t timeout_ms) {
+    while (list.head != nullptr && list.head->last_seen_ms + timeout_ms <= now_ms) {
+      Flow* flow = list.head;
       Purge(flow, flow->closing ? v1::PURGE_REASON_CLOSED : v1::PURGE_REASON_EXPIRED);
     }
   };
@@ -292,7 +336,7 @@ void FlowTable::ExpireIdle(uint64_t now_ms) {
 }
 
 void FlowTable::PurgeAll(v1::PurgeReason reason) {
-  while (!flows_.empty()) Purge(flows_.begin()->second.get(), reason);
+  while (!flows_.empty()) Purge(&flows_.begin()->second, reason);
 }
 
 }  // namespace flowgate::agent

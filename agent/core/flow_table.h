@@ -1,14 +1,16 @@
 // The agent's flow table: bidirectional flows keyed as netifyd keys them, classified by
 // nDPI, and turned into `flow`, `flow_stats` and `flow_purge` events.
 //
-// Owned and used by one thread (a capture worker), together with its NdpiModule.
+// Owned and used by one thread (a capture worker), together with its NdpiModule. Every
+// flow lands on exactly one worker (packets are hashed symmetrically by FlowKey), so the
+// tables of different workers never share a flow.
 #pragma once
 
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "capture/packet_decoder.h"
 #include "classify/ndpi_classifier.h"
@@ -17,13 +19,18 @@
 
 namespace flowgate::agent {
 
+// A capture interface (or file) as flows report it.
+struct FlowInterface {
+  std::string name;      // the `interface` of flow messages
+  bool internal = true;  // faces the LAN (netifyd's `internal`, -I); false for -E
+};
+
 struct FlowTableOptions {
   // Salts every flow digest, so that equal flows seen by two agents stay distinct. REQUIRED.
   std::string agent_id;
-  // The capture's name (interface or file): the `interface` of flow messages. REQUIRED.
-  std::string interface_name;
-  // The interface faces the LAN (netifyd's `internal`). Default: true.
-  bool internal = true;
+  // The captures this table's packets come from, indexed by OnPacket's `interface_index`.
+  // REQUIRED: at least one, at most 256.
+  std::vector<FlowInterface> interfaces;
   // Idle time after which a non-TCP flow, or a TCP flow after FIN/RST, is purged.
   // Default: 30 s.
   uint64_t idle_timeout_ms = 30'000;
@@ -37,13 +44,19 @@ struct FlowTableOptions {
 struct FlowKey {
   uint8_t ip_version = 0;
   uint8_t ip_protocol = 0;
+  uint8_t interface_index = 0;
   uint16_t vlan_id = 0;
   capture::IpAddress lower, upper;  // ordered: lower address first; equal: lower port first
   uint16_t lower_port = 0, upper_port = 0;
   bool operator==(const FlowKey&) const = default;
+
+  // The key of `packet`'s flow; *sender_is_lower says which end sent it.
+  static FlowKey Of(const capture::DecodedPacket& packet, uint8_t interface_index,
+                    bool* sender_is_lower);
 };
 
 struct FlowKeyHash {
+  // Symmetric by construction (the key is ordered), so it also picks a flow's worker.
   size_t operator()(const FlowKey& key) const;
 };
 
@@ -57,7 +70,8 @@ class FlowTable {
 
   // Accounts one decoded packet to its flow (creating it), feeds nDPI, emits `flow` on
   // detection and refinement. `wire_length` is the frame's length on the wire.
-  void OnPacket(const capture::DecodedPacket& packet, uint64_t time_us, uint32_t wire_length);
+  void OnPacket(const capture::DecodedPacket& packet, uint64_t time_us, uint32_t wire_length,
+                uint8_t interface_index = 0);
   // Purges flows idle past their timeout at time `now_ms` (packet time for files).
   void ExpireIdle(uint64_t now_ms);
   // Emits `flow_stats` for every flow that saw packets since the previous call.
@@ -70,24 +84,34 @@ class FlowTable {
 
  private:
   struct Flow;
-  using FlowList = std::list<Flow*>;
+  // Flows in least-recently-seen order, linked through the flows themselves: a separate
+  // list node per flow would cost more than half of what the flow itself keeps.
+  struct IdleList {
+    Flow* head = nullptr;
+    Flow* tail = nullptr;
+    void PushBack(Flow* flow);
+    void Remove(Flow* flow);
+  };
 
-  Flow* FindOrCreate(const capture::DecodedPacket& packet, bool sender_is_lower, uint64_t time_ms);
+  Flow* FindOrCreate(const FlowKey& key, const capture::DecodedPacket& packet, bool sender_is_lower,
+                     uint64_t time_ms);
   void Purge(Flow* flow, v1::PurgeReason reason);
-  void EmitFlow(Flow& flow, bool updated);
+  void EmitFlow(const Flow& flow, v1::FlowMetadata&& detection, bool updated);
+  void EmitDetection(const Flow& flow, classify::ClassifyStep step, v1::FlowMetadata&& detection);
   void FillCounters(Flow& flow, v1::FlowCounters* counters, bool consume_deltas);
-  v1::FlowContext Context() const;
+  v1::FlowContext Context(const Flow& flow) const;
   std::string Digest(const FlowKey& key) const;
-  FlowList& ListFor(const Flow& flow);
+  IdleList& ListFor(const Flow& flow);
 
   FlowTableOptions options_;
   const LocalNetworks& local_networks_;
   classify::NdpiModule& ndpi_;
   EventSink& sink_;
-  std::unordered_map<FlowKey, std::unique_ptr<Flow>, FlowKeyHash> flows_;
-  // Least recently seen first, one list per idle timeout, so expiry looks only at fronts.
-  FlowList short_idle_;
-  FlowList long_idle_;
+  // Node-based: a flow's address is stable while it lives, so the idle lists point at it.
+  std::unordered_map<FlowKey, Flow, FlowKeyHash> flows_;
+  // One list per idle timeout, so expiry looks only at the fronts.
+  IdleList short_idle_;
+  IdleList long_idle_;
   v1::FlowTableStats stats_;
 };
 

@@ -76,6 +76,9 @@ json StatusJson(const v1::AgentStatus& s) {
     PutString(entry, "role", i.role());
     PutString(entry, "mac", i.mac());
     entry["addr"] = json(std::vector<std::string>(i.addr().begin(), i.addr().end()));
+    PutString(entry, "state", i.state());
+    if (i.reopens() != 0) entry["reopens"] = i.reopens();
+    PutString(entry, "last_error", i.last_error());
     interfaces[i.name()] = std::move(entry);
   }
   PutObject(j, "interfaces", std::move(interfaces));
@@ -98,6 +101,28 @@ json StatusJson(const v1::AgentStatus& s) {
                            {"ndpi_state_bytes", f.ndpi_state_bytes()}};
   }
   if (s.final()) j["final"] = true;  // not a netifyd key; only sent when true
+  if (s.has_gateway()) {
+    const v1::GatewayStats& g = s.gateway();
+    json clients = json::array();
+    for (const v1::JsonClientStats& c : g.json_client()) {
+      clients.push_back(json{{"id", c.id()},
+                             {"peer", c.peer()},
+                             {"frames_sent", c.frames_sent()},
+                             {"frames_dropped", c.frames_dropped()},
+                             {"queued_bytes", c.queued_bytes()}});
+    }
+    j["gateway"] = json{{"events_stored", g.events_stored()},
+                        {"batches_stored", g.batches_stored()},
+                        {"batches_duplicate", g.batches_duplicate()},
+                        {"batches_rejected", g.batches_rejected()},
+                        {"store_failures", g.store_failures()},
+                        {"active_flows", g.active_flows()},
+                        {"json_clients", g.json_clients()},
+                        {"json_frames_published", g.json_frames_published()},
+                        {"json_frames_dropped", g.json_frames_dropped()},
+                        {"json_clients_kicked", g.json_clients_kicked()},
+                        {"json_client", std::move(clients)}};
+  }
   if (s.has_transport()) {
     const auto& t = s.transport();
     j["transport"] =

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <regex>
 
+#include "../support/gateway_process.h"
 #include "../support/netifyd_stream.h"
 #include "../support/process.h"
 #include "../support/temp_dir.h"
@@ -30,25 +31,11 @@ const std::vector<std::string> kCaptures = {
     "443-git.pcap",    "dns_doh.pcap", "quic-mvfst-27.pcapng",    "mqtt.pcap",
     "6in4tunnel.pcap", "dropbox.pcap", "whatsapp_login_chat.pcap"};
 
-class Gateway {
+// A gateway serving one Unix socket.
+class Gateway : public GatewayProcess {
  public:
   Gateway(const std::string& data_dir, const std::string& socket_path)
-      : process_({BinaryPath("flowgate-gateway"), "--data-dir", data_dir, "--agents-listen",
-                  "tcp://127.0.0.1:*", "--json-socket", socket_path}) {
-    std::optional<std::string> line =
-        process_.WaitForStderrLine("agents listening on", seconds(30));
-    if (line) endpoint_ = line->substr(line->find("tcp://"));
-    ready_ = process_.WaitForStderrLine("ready", seconds(30)).has_value();
-  }
-  bool ready() const { return ready_ && !endpoint_.empty(); }
-  const std::string& endpoint() const { return endpoint_; }
-  int Stop() { return process_.StopWith(SIGTERM); }
-  std::string log() const { return process_.stderr_text(); }
-
- private:
-  BackgroundProcess process_;
-  std::string endpoint_;
-  bool ready_ = false;
+      : GatewayProcess({"--data-dir", data_dir, "--json-socket", socket_path}) {}
 };
 
 CommandResult RunAgent(const std::string& capture, const std::vector<std::string>& extra) {

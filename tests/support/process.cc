@@ -30,6 +30,8 @@ pid_t Spawn(const std::vector<std::string>& argv, int out_fd, int err_fd) {
   pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
+    // Its own process group, so that a test can end a pipeline (sh -c "nc | jq") whole.
+    ::setpgid(0, 0);
     int null_fd = ::open("/dev/null", O_RDWR);
     ::dup2(null_fd, STDIN_FILENO);
     ::dup2(out_fd >= 0 ? out_fd : null_fd, STDOUT_FILENO);
@@ -107,50 +109,63 @@ BackgroundProcess::BackgroundProcess(const std::vector<std::string>& argv) {
   pid_ = Spawn(argv, -1, err_pipe[1]);
   ::close(err_pipe[1]);
   stderr_fd_ = err_pipe[0];
+  reader_ = std::thread([this] { ReadStderr(); });
 }
 
 BackgroundProcess::~BackgroundProcess() {
   if (pid_ > 0) {
-    ::kill(pid_, SIGKILL);
+    ::kill(-pid_, SIGKILL);
     int status;
     ::waitpid(pid_, &status, 0);
   }
+  // EOF arrives once the process and any children holding the pipe are gone.
+  if (reader_.joinable()) reader_.join();
   if (stderr_fd_ >= 0) ::close(stderr_fd_);
+}
+
+void BackgroundProcess::ReadStderr() {
+  char buffer[4096];
+  while (true) {
+    ssize_t n = ::read(stderr_fd_, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    std::lock_guard lock(mutex_);
+    if (n <= 0) {
+      closed_ = true;
+      changed_.notify_all();
+      return;
+    }
+    stderr_.append(buffer, static_cast<size_t>(n));
+    changed_.notify_all();
+  }
+}
+
+std::string BackgroundProcess::stderr_text() const {
+  std::lock_guard lock(mutex_);
+  return stderr_;
 }
 
 std::optional<std::string> BackgroundProcess::WaitForStderrLine(const std::string& needle,
                                                                 std::chrono::milliseconds timeout) {
   const auto deadline = Clock::now() + timeout;
+  std::unique_lock lock(mutex_);
   while (true) {
     size_t newline;
-    while ((newline = pending_.find('\n')) != std::string::npos) {
-      std::string line = pending_.substr(0, newline);
-      pending_.erase(0, newline + 1);
-      stderr_ += line + "\n";
+    while ((newline = stderr_.find('\n', scanned_)) != std::string::npos) {
+      std::string line = stderr_.substr(scanned_, newline - scanned_);
+      scanned_ = newline + 1;
       if (line.find(needle) != std::string::npos) return line;
     }
-    if (stderr_fd_ < 0 || Clock::now() >= deadline) return std::nullopt;
-    pollfd p{stderr_fd_, POLLIN, 0};
-    if (::poll(&p, 1, MillisLeft(deadline)) <= 0) continue;
-    char buffer[4096];
-    ssize_t n = ::read(stderr_fd_, buffer, sizeof buffer);
-    if (n <= 0) {
-      ::close(stderr_fd_);
-      stderr_fd_ = -1;
-    } else {
-      pending_.append(buffer, static_cast<size_t>(n));
-    }
+    if (closed_) return std::nullopt;
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) return std::nullopt;
   }
 }
 
 int BackgroundProcess::StopWith(int signal, std::chrono::milliseconds timeout) {
   if (pid_ <= 0) return -1;
-  ::kill(pid_, signal);
+  if (signal != 0) ::kill(pid_, signal);
   bool timed_out = false;
   int code = WaitUntil(pid_, Clock::now() + timeout, &timed_out);
   pid_ = -1;
-  // Keep what it said on the way out, for failure messages: it has exited, so EOF is near.
-  WaitForStderrLine("\x01never", std::chrono::seconds(2));
   return code;
 }
 

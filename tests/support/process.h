@@ -5,8 +5,11 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace flowgate::testing {
@@ -21,8 +24,9 @@ struct CommandResult {
 CommandResult RunCommand(const std::vector<std::string>& argv,
                          std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
-// A process that runs while the test talks to it. Its stdout is discarded; stderr is read
-// on demand.
+// A process that runs while the test talks to it. Its stdout is discarded; its stderr is
+// read continuously by a thread (a process must never block on a full pipe because the
+// test is busy elsewhere) and kept for WaitForStderrLine and failure messages.
 class BackgroundProcess {
  public:
   explicit BackgroundProcess(const std::vector<std::string>& argv);
@@ -36,13 +40,20 @@ class BackgroundProcess {
                                                std::chrono::milliseconds timeout);
   // Sends `signal` and waits for exit; returns the exit code as RunCommand does.
   int StopWith(int signal, std::chrono::milliseconds timeout = std::chrono::seconds(30));
-  const std::string& stderr_text() const { return stderr_; }
+  std::string stderr_text() const;
   pid_t pid() const { return pid_; }
 
  private:
+  void ReadStderr();
+
   pid_t pid_ = -1;
   int stderr_fd_ = -1;
-  std::string stderr_, pending_;
+  std::thread reader_;
+  mutable std::mutex mutex_;
+  std::condition_variable changed_;
+  std::string stderr_;   // guarded by mutex_
+  size_t scanned_ = 0;   // guarded by mutex_: bytes of stderr_ WaitForStderrLine consumed
+  bool closed_ = false;  // guarded by mutex_
 };
 
 // The directory holding the built binaries (build/bin).

@@ -1,0 +1,52 @@
+// The bounded hand-off from capture threads to a worker: decoded packets, copied into
+// reusable slots so that steady-state capture allocates nothing.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "capture/packet_decoder.h"
+
+namespace flowgate::agent {
+
+// One packet on its way to a worker. `packet`'s pointers point into `bytes`.
+struct QueuedPacket {
+  capture::DecodedPacket packet;
+  std::vector<uint8_t> bytes;  // the innermost IP packet, as nDPI wants it
+  uint64_t time_us = 0;
+  uint32_t wire_length = 0;
+  uint8_t interface_index = 0;
+};
+
+// Many producers (capture threads), one consumer (the worker). Thread-safe.
+class PacketQueue {
+ public:
+  // REQUIRED: capacity > 0.
+  explicit PacketQueue(size_t capacity);
+
+  // Copies `packet` in. When the queue is full, waits for room if `block` (capture files:
+  // nothing is lost by waiting) or returns false (live capture: the caller counts a drop).
+  // Returns false after Close().
+  bool Push(const capture::DecodedPacket& packet, uint64_t time_us, uint32_t wire_length,
+            uint8_t interface_index, bool block);
+
+  enum class PopResult { kPacket, kTimeout, kClosed };
+  // Moves the oldest packet into *out (swapping buffers, so both sides keep theirs), waiting
+  // at most `timeout`. kClosed once Close() was called and the queue is empty.
+  PopResult Pop(QueuedPacket* out, std::chrono::milliseconds timeout);
+
+  // No more pushes; Pop() drains what is left, then reports kClosed. Wakes blocked pushers.
+  void Close();
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable not_empty_, not_full_;
+  std::vector<QueuedPacket> slots_;
+  size_t head_ = 0, size_ = 0;
+  bool closed_ = false;
+};
+
+}  // namespace flowgate::agent

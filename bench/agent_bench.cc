@@ -1,0 +1,355 @@
+// Agent benchmarks: one worker's packets/s and new flows/s over the reference captures
+// (loaded into memory, replayed many times with shifted addresses) beside a bare loop that
+// feeds the same packets straight to nDPI; and resident memory per active flow at a million
+// concurrent classified flows.
+//
+// Usage: flowgate_bench [--rounds N] [--repeats N] [--flows N]. The reference data comes
+// from $FLOWGATE_TESTDATA, else the path CMake compiled in. Each figure is one JSON object
+// per line; throughput figures are medians of --repeats runs.
+#include <ndpi/ndpi_api.h>
+#include <netinet/in.h>
+#include <pcap/pcap.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "capture/packet_decoder.h"
+#include "capture/packet_source.h"
+#include "classify/ndpi_classifier.h"
+#include "core/flow_table.h"
+#include "core/local_networks.h"
+#include "export/event_sink.h"
+
+namespace flowgate::bench {
+namespace {
+
+constexpr int kDltRaw = 12;
+
+// One decoded reference packet: its innermost IP packet, and which flow of its capture it
+// belongs to (for the bare loop, which has no flow table of its own).
+struct Packet {
+  std::vector<uint8_t> l3;
+  uint64_t time_us = 0;
+  uint32_t wire_length = 0;
+  uint32_t flow = 0;  // index among all captures' flows
+  uint8_t ip_protocol = 0;
+};
+
+struct Corpus {
+  std::vector<Packet> packets;
+  uint32_t flows = 0;
+};
+
+std::string TestdataDir() {
+  const char* env = std::getenv("FLOWGATE_TESTDATA");
+  return env != nullptr && *env != '\0' ? env : FLOWGATE_TESTDATA;
+}
+
+Corpus LoadCorpus(const std::string& pcap_dir) {
+  Corpus corpus;
+  std::vector<std::string> files;
+  for (const auto& entry : std::filesystem::directory_iterator(pcap_dir))
+    files.push_back(entry.path().string());
+  std::sort(files.begin(), files.end());
+  for (const std::string& file : files) {
+    auto source = capture::OpenCaptureFile(file);
+    if (!source.ok()) continue;
+    capture::FragmentTracker fragments;
+    capture::RawPacket raw;
+    capture::DecodedPacket decoded;
+    std::unordered_map<agent::FlowKey, uint32_t, agent::FlowKeyHash> flow_ids;
+    while (true) {
+      Result<bool> more = (*source)->Next(&raw);
+      if (!more.ok() || !*more) break;
+      if (capture::DecodePacket((*source)->link_type(), raw.data, raw.captured_length, &fragments,
+                                &decoded) != capture::DecodeError::kNone) {
+        continue;
+      }
+      bool lower = true;
+      const agent::FlowKey key = agent::FlowKey::Of(decoded, 0, &lower);
+      auto [it, added] = flow_ids.try_emplace(key, corpus.flows);
+      if (added) ++corpus.flows;
+      Packet p;
+      p.l3.assign(decoded.l3, decoded.l3 + decoded.l3_length);
+      p.time_us = raw.timestamp_us;
+      p.wire_length = raw.wire_length;
+      p.flow = it->second;
+      p.ip_protocol = decoded.ip_protocol;
+      corpus.packets.push_back(std::move(p));
+    }
+  }
+  return corpus;
+}
+
+// Copies `p` with both addresses shifted by `round`, so that every round's flows are new.
+void Shift(const Packet& p, uint32_t round, std::vector<uint8_t>* out) {
+  out->assign(p.l3.begin(), p.l3.end());
+  uint8_t* ip = out->data();
+  const uint8_t hi = static_cast<uint8_t>(round >> 8), lo = static_cast<uint8_t>(round);
+  if (out->size() >= 20 && (ip[0] >> 4) == 4) {
+    for (size_t at : {size_t{13}, size_t{17}}) ip[at] ^= hi, ip[at + 1] ^= lo;
+  } else if (out->size() >= 40 && (ip[0] >> 4) == 6) {
+    for (size_t at : {size_t{20}, size_t{36}}) ip[at] ^= hi, ip[at + 1] ^= lo;
+  }
+}
+
+class NullSink final : public agent::EventSink {
+ public:
+  void Emit(const v1::Event& event) override { events_ += event.body_case() != 0; }
+  Status Flush(uint64_t) override { return Status::Ok(); }
+  uint64_t events() const { return events_; }
+
+ private:
+  uint64_t events_ = 0;
+};
+
+struct Throughput {
+  double packets_per_s = 0;
+  double flows_per_s = 0;
+};
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+// The agent's worker path: decode, flow table, nDPI, events (to a sink that drops them).
+Throughput RunAgent(const Corpus& corpus, uint32_t rounds, classify::NdpiModule& ndpi) {
+  agent::LocalNetworks local;
+  NullSink sink;
+  agent::FlowTableOptions options;
+  options.agent_id = "bench";
+  options.interfaces = {{"bench0", true}};
+  options.max_flows = 1 << 22;
+  agent::FlowTable table(options, local, ndpi, sink);
+  std::vector<uint8_t> scratch;
+  capture::FragmentTracker fragments;
+  capture::DecodedPacket decoded;
+  uint64_t packets = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (uint32_t round = 0; round < rounds; ++round) {
+    for (const Packet& p : corpus.packets) {
+      Shift(p, round, &scratch);
+      if (capture::DecodePacket(kDltRaw, scratch.data(), scratch.size(), &fragments, &decoded) !=
+          capture::DecodeError::kNone) {
+        continue;
+      }
+      table.OnPacket(decoded, p.time_us, p.wire_length);
+      ++packets;
+    }
+  }
+  table.PurgeAll(v1::PURGE_REASON_TERMINATED);
+  const double seconds = Seconds(start);
+  return {static_cast<double>(packets) / seconds,
+          static_cast<double>(table.stats().created()) / seconds};
+}
+
+struct NdpiFlowFree {
+  void operator()(ndpi_flow_struct* flow) const { ndpi_free_flow(flow); }
+};
+
+// The same packets straight to nDPI: a flow's state found by index, fed until nDPI is done
+// or the packet limit is reached (as the agent does), then freed.
+Throughput RunBare(const Corpus& corpus, uint32_t rounds, classify::NdpiModule& ndpi) {
+  std::vector<uint8_t> scratch;
+  std::vector<std::unique_ptr<ndpi_flow_struct, NdpiFlowFree>> flows(corpus.flows);
+  std::vector<uint32_t> fed(corpus.flows);
+  std::vector<uint8_t> done(corpus.flows);
+  const size_t flow_size = ndpi_detection_get_sizeof_ndpi_flow_struct();
+  uint64_t packets = 0, created = 0;
+  const auto start = std::chrono::steady_clock::now();
+  for (uint32_t round = 0; round < rounds; ++round) {
+    std::fill(fed.begin(), fed.end(), 0);
+    std::fill(done.begin(), done.end(), 0);
+    for (const Packet& p : corpus.packets) {
+      Shift(p, round, &scratch);
+      ++packets;
+      if (done[p.flow]) continue;
+      auto& flow = flows[p.flow];
+      if (flow == nullptr) {
+        flow.reset(static_cast<ndpi_flow_struct*>(ndpi_flow_malloc(flow_size)));
+        std::memset(flow.get(), 0, flow_size);
+        ++created;
+      }
+      const ndpi_protocol proto = ndpi_detection_process_packet(
+          ndpi.raw(), flow.get(), scratch.data(), static_cast<unsigned short>(scratch.size()),
+          p.time_us / 1000);
+      const uint32_t limit = p.ip_protocol == IPPROTO_TCP ? 80 : 24;
+      if (++fed[p.flow] > limit || (proto.app_protocol != NDPI_PROTOCOL_UNKNOWN &&
+                                    !ndpi_extra_dissection_possible(ndpi.raw(), flow.get()))) {
+        done[p.flow] = 1;
+        flow.reset();
+      }
+    }
+    for (auto& flow : flows) flow.reset();
+  }
+  const double seconds = Seconds(start);
+  return {static_cast<double>(packets) / seconds, static_cast<double>(created) / seconds};
+}
+
+uint64_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+// A DNS query or answer for name "www.example.com" between 10.a.b.c:port and 192.0.2.53:53.
+std::vector<uint8_t> DnsPacket(uint32_t client, uint16_t port, bool answer) {
+  static const uint8_t kQuestion[] = {3,   'w', 'w', 'w', 7,   'e', 'x', 'a', 'm', 'p', 'l',
+                                      'e', 3,   'c', 'o', 'm', 0,   0,   1,   0,   1};
+  static const uint8_t kAnswer[] = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1};
+  std::vector<uint8_t> dns = {0x12,
+                              0x34,
+                              static_cast<uint8_t>(answer ? 0x81 : 0x01),
+                              static_cast<uint8_t>(answer ? 0x80 : 0x00),
+                              0,
+                              1,
+                              0,
+                              static_cast<uint8_t>(answer ? 1 : 0),
+                              0,
+                              0,
+                              0,
+                              0};
+  dns.insert(dns.end(), std::begin(kQuestion), std::end(kQuestion));
+  if (answer) dns.insert(dns.end(), std::begin(kAnswer), std::end(kAnswer));
+  const size_t udp_length = 8 + dns.size(), total = 20 + udp_length;
+  std::vector<uint8_t> p(20 + 8);
+  p[0] = 0x45;
+  p[2] = static_cast<uint8_t>(total >> 8), p[3] = static_cast<uint8_t>(total);
+  p[8] = 64, p[9] = IPPROTO_UDP;
+  const uint8_t client_ip[4] = {10, static_cast<uint8_t>(client >> 16),
+                                static_cast<uint8_t>(client >> 8), static_cast<uint8_t>(client)};
+  const uint8_t server_ip[4] = {192, 0, 2, 53};
+  std::memcpy(&p[answer ? 16 : 12], client_ip, 4);
+  std::memcpy(&p[answer ? 12 : 16], server_ip, 4);
+  const uint16_t sport = answer ? 53 : port, dport = answer ? port : 53;
+  p[20] = static_cast<uint8_t>(sport >> 8), p[21] = static_cast<uint8_t>(sport);
+  p[22] = static_cast<uint8_t>(dport >> 8), p[23] = static_cast<uint8_t>(dport);
+  p[24] = static_cast<uint8_t>(udp_length >> 8), p[25] = static_cast<uint8_t>(udp_length);
+  p.insert(p.end(), dns.begin(), dns.end());
+  return p;
+}
+
+// Resident bytes per flow with `count` concurrent flows, each classified (DNS query and
+// answer: nDPI is done and its state freed) and still tracked.
+double BytesPerFlow(uint32_t count, classify::NdpiModule& ndpi, uint64_t* classified) {
+  agent::LocalNetworks local;
+  NullSink sink;
+  agent::FlowTableOptions options;
+  options.agent_id = "bench";
+  options.interfaces = {{"bench0", true}};
+  options.max_flows = count;
+  options.idle_timeout_ms = options.tcp_idle_timeout_ms = 1ULL << 40;
+  const uint64_t before = ResidentBytes();
+  agent::FlowTable table(options, local, ndpi, sink);
+  capture::DecodedPacket decoded;
+  for (uint32_t i = 0; i < count; ++i) {
+    const uint16_t port = static_cast<uint16_t>(1024 + (i % 60000));
+    const uint32_t client = i / 60000 * 256 + 1;  // distinct (address, port) per flow
+    for (bool answer : {false, true}) {
+      const std::vector<uint8_t> packet = DnsPacket(client, port, answer);
+      if (capture::DecodePacket(kDltRaw, packet.data(), packet.size(), nullptr, &decoded) ==
+          capture::DecodeError::kNone) {
+        table.OnPacket(decoded, 1'600'000'000'000'000ULL + i, static_cast<uint32_t>(packet.size()));
+      }
+    }
+  }
+  const uint64_t after = ResidentBytes();
+  *classified = table.stats().detected();
+  const double per_flow = static_cast<double>(after - before) / static_cast<double>(table.size());
+  return per_flow;
+}
+
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  return values[values.size() / 2];
+}
+
+void Print(const std::string& name, double value, const std::string& unit, bool higher,
+           std::optional<double> target, const std::string& baseline, double baseline_value,
+           std::optional<double> target_ratio) {
+  auto number = [](std::optional<double> v) {
+    if (!v) return std::string("null");
+    char text[64];
+    std::snprintf(text, sizeof text, "%.6g", *v);
+    return std::string(text);
+  };
+  const bool has_baseline = !baseline.empty();
+  std::printf(
+      "{\"bench\": \"%s\", \"value\": %s, \"unit\": \"%s\", \"better\": \"%s\", \"target\": %s, "
+      "\"baseline\": %s, \"baseline_value\": %s, \"ratio\": %s, \"target_ratio\": %s}\n",
+      name.c_str(), number(value).c_str(), unit.c_str(), higher ? "higher" : "lower",
+      number(target).c_str(), has_baseline ? ("\"" + baseline + "\"").c_str() : "null",
+      has_baseline ? number(baseline_value).c_str() : "null",
+      has_baseline ? number(value / baseline_value).c_str() : "null", number(target_ratio).c_str());
+  std::fflush(stdout);
+}
+
+int Main(int argc, char** argv) {
+  uint32_t rounds = 20, repeats = 5, flows = 1'000'000;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    const std::string flag = argv[i];
+    const auto value = static_cast<uint32_t>(std::strtoul(argv[i + 1], nullptr, 10));
+    if (flag == "--rounds") rounds = std::max(1u, value);
+    if (flag == "--repeats") repeats = std::max(1u, value);
+    if (flag == "--flows") flows = std::max(1u, value);
+  }
+  const std::string testdata = TestdataDir();
+  classify::ClassifierOptions classifier;
+  classifier.protos_file = testdata + "/ndpi-4.2/config/protos.txt";
+  auto ndpi = classify::NdpiModule::Create(classifier);
+  if (!ndpi.ok()) {
+    std::fprintf(stderr, "flowgate_bench: %s\n", ndpi.status().message().c_str());
+    return 1;
+  }
+  const Corpus corpus = LoadCorpus(testdata + "/ndpi-4.2/pcap");
+  if (corpus.packets.empty()) {
+    std::fprintf(stderr, "flowgate_bench: no packets under %s\n", testdata.c_str());
+    return 1;
+  }
+  std::fprintf(stderr, "%zu packets, %u flows per round, %u rounds, median of %u runs\n",
+               corpus.packets.size(), corpus.flows, rounds, repeats);
+
+  std::vector<double> agent_pps, agent_fps, bare_pps, bare_fps;
+  for (uint32_t i = 0; i < repeats; ++i) {
+    // Alternated, so that both see the same machine state.
+    const Throughput bare = RunBare(corpus, rounds, **ndpi);
+    const Throughput agent = RunAgent(corpus, rounds, **ndpi);
+    bare_pps.push_back(bare.packets_per_s);
+    bare_fps.push_back(bare.flows_per_s);
+    agent_pps.push_back(agent.packets_per_s);
+    agent_fps.push_back(agent.flows_per_s);
+  }
+  Print("ndpi_bare_packets_per_s", Median(bare_pps), "packets/s", true, std::nullopt, "", 0,
+        std::nullopt);
+  Print("agent_worker_packets_per_s", Median(agent_pps), "packets/s", true, std::nullopt,
+        "ndpi_bare_packets_per_s", Median(bare_pps), 0.75);
+  Print("ndpi_bare_new_flows_per_s", Median(bare_fps), "flows/s", true, std::nullopt, "", 0,
+        std::nullopt);
+  Print("agent_worker_new_flows_per_s", Median(agent_fps), "flows/s", true, std::nullopt,
+        "ndpi_bare_new_flows_per_s", Median(bare_fps), 0.75);
+
+  uint64_t classified = 0;
+  const double per_flow = BytesPerFlow(flows, **ndpi, &classified);
+  std::fprintf(stderr, "%u flows tracked, %llu classified\n", flows,
+               static_cast<unsigned long long>(classified));
+  Print("agent_resident_bytes_per_active_flow", per_flow, "bytes", false, 600.0, "", 0,
+        std::nullopt);
+  return 0;
+}
+
+}  // namespace
+}  // namespace flowgate::bench
+
+int main(int argc, char** argv) { return flowgate::bench::Main(argc, argv); }

@@ -1,0 +1,136 @@
+// Live capture: reference captures replayed with tcpreplay into a veth pair, the agent
+// capturing on the other end (-i), must give the flows and labels of the offline run.
+#include <signal.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+#include <thread>
+
+#include "../support/ndpi_reference.h"
+#include "../support/netifyd_stream.h"
+#include "../support/netns.h"
+#include "../support/process.h"
+#include "../support/temp_dir.h"
+
+namespace flowgate::testing {
+namespace {
+
+using nlohmann::json;
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+// Ethernet captures (tcpreplay sends frames as they are) with TCP, UDP, TLS, QUIC, DNS.
+const std::vector<std::string> kCaptures = {
+    "dropbox.pcap", "steam.pcap", "whatsapp_login_chat.pcap",
+    "dns_doh.pcap", "quic.pcap",  "google_ssl.pcap"};
+
+std::vector<json> ReadStream(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  std::string error;
+  std::vector<json> messages = ParseNetifydStream(bytes.str(), &error);
+  // A live stream read while the agent writes may end inside a frame: only complete frames
+  // count, and the final read happens after the agent exited.
+  return messages;
+}
+
+// Packets the agent has read on `interface` so far, from its agent_status messages.
+uint64_t PacketsSeen(const std::string& path, const std::string& interface) {
+  uint64_t packets = 0;
+  for (const json& m : ReadStream(path)) {
+    if (m.value("type", "") != "agent_status" || !m.contains("stats")) continue;
+    if (m["stats"].contains(interface)) packets += m["stats"][interface].value("raw", uint64_t{0});
+  }
+  return packets;
+}
+
+std::vector<std::string> AgentArgs(const std::string& testdata) {
+  return {"--ndpi-protos",      testdata + "/ndpi-4.2/config/protos.txt",
+          "--idle-timeout",     "1h",
+          "--tcp-idle-timeout", "1h"};
+}
+
+TEST(AgentLive, ReplayedCapturesMatchTheOfflineRun) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for network namespaces";
+  if (!std::filesystem::exists("/usr/bin/tcpreplay")) GTEST_SKIP() << "tcpreplay missing";
+  const std::string testdata = TestdataDir();
+  TempDir dir;
+
+  // The offline answer, capture by capture.
+  std::map<FlowTuple, json> offline;
+  for (const std::string& capture : kCaptures) {
+    const std::string out = dir.Sub(capture + ".offline.json");
+    std::vector<std::string> argv = {BinaryPath("flowgate-agent"), "-r",
+                                     testdata + "/ndpi-4.2/pcap/" + capture, "--json-out", out};
+    for (const std::string& arg : AgentArgs(testdata)) argv.push_back(arg);
+    CommandResult run = RunCommand(argv, seconds(60));
+    ASSERT_EQ(run.exit_code, 0) << run.err;
+    offline.merge(FlowsByTuple(ReadStream(out)));
+  }
+  ASSERT_FALSE(offline.empty());
+
+  VethNamespace net;  // removed at scope exit, whatever happens below
+  ASSERT_TRUE(net.ok()) << net.error();
+  const std::string live_out = dir.Sub("live.json");
+  std::vector<std::string> argv = {
+      BinaryPath("flowgate-agent"), "-i", net.host_end(), "--json-out", live_out,
+      "--update-interval",          "1s", "--workers",    "2"};
+  for (const std::string& arg : AgentArgs(testdata)) argv.push_back(arg);
+  BackgroundProcess agent(argv);
+  ASSERT_TRUE(agent.WaitForStderrLine("capturing on", seconds(30)).has_value())
+      << agent.stderr_text();
+
+  std::vector<std::string> replay = {"/usr/bin/tcpreplay", "-q", "--pps", "2000", "-i",
+                                     net.namespace_end()};
+  for (const std::string& capture : kCaptures)
+    replay.push_back(testdata + "/ndpi-4.2/pcap/" + capture);
+  CommandResult sent = RunCommand(net.InNamespace(replay), seconds(120));
+  ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
+  std::smatch m;
+  const std::string report = sent.out + sent.err;
+  ASSERT_TRUE(std::regex_search(report, m, std::regex(R"(Actual: (\d+) packets)"))) << report;
+  const uint64_t packets = std::stoull(m[1].str());
+
+  // The agent reports what it read once a second; wait (bounded) until all of it arrived.
+  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  uint64_t seen = 0;
+  while ((seen = PacketsSeen(live_out, net.host_end())) < packets &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(200));  // polling an observed count, bounded
+  }
+  EXPECT_GE(seen, packets) << "the agent read fewer packets than were sent";
+  EXPECT_EQ(agent.StopWith(SIGTERM), 0) << agent.stderr_text();
+
+  const std::vector<json> messages = ReadStream(live_out);
+  ASSERT_FALSE(messages.empty());
+  EXPECT_EQ(messages.back().value("type", ""), "agent_status");
+  EXPECT_TRUE(messages.back().value("final", false));
+  const std::map<FlowTuple, json> live = FlowsByTuple(messages);
+  int same = 0;
+  std::ostringstream differences;
+  for (const auto& [tuple, flow] : offline) {
+    auto it = live.find(tuple);
+    const std::string got = it == live.end() ? "(missing)" : NdpiName(it->second);
+    if (got == NdpiName(flow)) {
+      ++same;
+    } else {
+      const auto& [l4, a, pa, b, pb, vlan] = tuple;
+      differences << l4 << " " << a << ":" << pa << " <-> " << b << ":" << pb << ": live " << got
+                  << ", offline " << NdpiName(flow) << "\n";
+    }
+  }
+  const double percent = 100.0 * same / static_cast<double>(offline.size());
+  std::printf("live vs offline: %d/%zu flows with equal labels (%.2f%%), %zu live flows\n%s", same,
+              offline.size(), percent, live.size(), differences.str().c_str());
+  EXPECT_GE(percent, 99.0);
+  EXPECT_LE(live.size(), offline.size() + offline.size() / 100) << "extra flows seen live";
+}
+
+}  // namespace
+}  // namespace flowgate::testing
