@@ -1,4 +1,6 @@
 // flowgate-gateway: receive agents' flow events, store them, serve them.
+#include <sys/stat.h>
+
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -7,6 +9,10 @@
 #include "core/gateway_app.h"
 #include "flowgate/common/flags.h"
 #include "flowgate/common/log.h"
+
+namespace {
+constexpr char kDefaultJsonSocket[] = "/run/flowgate/flowgate.sock";
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace flowgate;
@@ -24,7 +30,9 @@ int main(int argc, char** argv) {
                   &options.data_dir);
   flags.AddString("agents-listen", "", "ENDPOINT",
                   "ZeroMQ endpoint for agents ('*' as port picks one)", &options.agents_listen);
-  flags.AddOption("json-socket", "", "PATH", "Serve the JSON stream on a Unix socket (repeatable)",
+  flags.AddOption("json-socket", "", "PATH",
+                  std::string("Serve the JSON stream on a Unix socket (repeatable; default: ") +
+                      kDefaultJsonSocket + " when no --json-socket or --json-tcp is given)",
                   [&](std::string_view v) {
                     options.json_sockets.emplace_back(v);
                     return Status::Ok();
@@ -34,6 +42,28 @@ int main(int argc, char** argv) {
                     options.json_tcp.emplace_back(v);
                     return Status::Ok();
                   });
+  flags.AddOption("json-socket-mode", "", "MODE",
+                  "Permission bits of the socket files, octal (default: 0660)",
+                  [&](std::string_view v) -> Status {
+                    unsigned mode = 0;
+                    bool valid = !v.empty() && v.size() <= 4;
+                    for (char c : v) {
+                      valid = valid && c >= '0' && c <= '7';
+                      mode = mode * 8 + static_cast<unsigned>(c - '0');
+                    }
+                    if (!valid) {
+                      return Status::InvalidArgument(
+                          "--json-socket-mode takes octal permission bits such as 0660, not '" +
+                          std::string(v) + "'");
+                    }
+                    options.json_socket_mode = mode;
+                    return Status::Ok();
+                  });
+  flags.AddString("json-socket-group", "", "GROUP", "Group owning the socket files",
+                  &options.json_socket_group);
+  flags.AddBool("replay-active",
+                "On connect, send every active flow with \"established\": true (netifyd v3)",
+                &options.replay_active);
   flags.AddByteSize("json-client-buffer",
                     "Bytes queued per JSON client before its oldest messages are dropped",
                     &options.json_client_buffer_bytes, 4096);
@@ -49,6 +79,9 @@ int main(int argc, char** argv) {
     if (options.status_interval_ms < 1000) {
       return Status::InvalidArgument("--status-interval must be at least 1s");
     }
+    if (options.json_sockets.empty() && options.json_tcp.empty()) {
+      options.json_sockets.push_back(kDefaultJsonSocket);
+    }
     return Status::Ok();
   });
   if (exit_code) return *exit_code;
@@ -61,6 +94,10 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
+  // The default socket's directory is ours to make (systemd's RuntimeDirectory does it too).
+  for (const std::string& path : options.json_sockets) {
+    if (path == kDefaultJsonSocket) ::mkdir("/run/flowgate", 0755);
+  }
   Result<std::unique_ptr<gateway::Gateway>> gw = gateway::Gateway::Start(options);
   if (!gw.ok()) {
     std::fprintf(stderr, "flowgate-gateway: %s\n", gw.status().message().c_str());

@@ -5,6 +5,7 @@
 #include "api/json_socket_server.h"
 
 #include <arpa/inet.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -22,11 +23,13 @@
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <string_view>
 #include <system_error>
 #include <thread>
 #include <utility>
 
+#include "flowgate/common/flags.h"
 #include "flowgate/common/log.h"
 
 namespace flowgate::gateway {
@@ -44,6 +47,8 @@ constexpr int kMaxAcceptsPerRound = 64;
 // After running out of descriptors the listener stays readable; pausing accepts keeps
 // the loop from spinning until a client leaves.
 constexpr auto kAcceptPause = std::chrono::milliseconds(100);
+// How long Stop() lets clients take their queued frames before it closes them.
+constexpr auto kStopDrain = std::chrono::seconds(2);
 // Bytes a kicked client may have sent that we still read, so close() sends a FIN rather
 // than a reset (a reset could make the peer lose frames it has not read yet).
 constexpr size_t kMaxDrainBytes = 64u << 10;
@@ -51,6 +56,19 @@ constexpr size_t kMaxDrainBytes = 64u << 10;
 std::string ErrnoText(int err) { return std::generic_category().message(err); }
 
 // Owns one file descriptor.
+// A group name or number as a gid; fails naming the group.
+Result<gid_t> ResolveGroup(const std::string& group) {
+  if (Result<uint64_t> number = ParseUint(group); number.ok()) return static_cast<gid_t>(*number);
+  std::vector<char> buffer(16384);
+  struct group entry {};
+  struct group* found = nullptr;
+  if (getgrnam_r(group.c_str(), &entry, buffer.data(), buffer.size(), &found) != 0 ||
+      found == nullptr) {
+    return Status::InvalidArgument("json socket group '" + group + "' does not exist");
+  }
+  return found->gr_gid;
+}
+
 class UniqueFd {
  public:
   UniqueFd() = default;
@@ -230,7 +248,8 @@ class JsonSocketServerImpl final : public JsonSocketServer {
   bool stopped_ = false;
 
   mutable std::mutex mu_;  // guards everything below
-  bool stopping_ = false;
+  // Set by Stop(): the server sends what is queued until then, then closes.
+  std::optional<std::chrono::steady_clock::time_point> drain_deadline_;
   std::vector<std::unique_ptr<Client>> clients_;
   uint64_t next_client_id_ = 0;
   JsonSocketServerStats totals_;  // clients_connected is derived from clients_
@@ -319,6 +338,11 @@ Status JsonSocketServerImpl::ListenUnix(const std::string& path) {
   // chmod before listen(): until listen() nobody can connect, so no client slips in while
   // the umask's permissions apply.
   if (chmod(path.c_str(), static_cast<mode_t>(options_.unix_mode)) != 0) return fail("chmod");
+  if (!options_.unix_group.empty()) {
+    Result<gid_t> gid = ResolveGroup(options_.unix_group);
+    if (!gid.ok()) return gid.status();
+    if (chown(path.c_str(), static_cast<uid_t>(-1), *gid) != 0) return fail("chown");
+  }
   if (listen(listeners_.back().fd.get(), kListenBacklog) != 0) return fail("listen");
   return Status::Ok();
 }
@@ -365,7 +389,7 @@ void JsonSocketServerImpl::Publish(Frame frame) {
   std::vector<std::string> messages;  // logged after unlocking: stderr may block
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return;
+    if (drain_deadline_) return;
     ++totals_.frames_published;
     for (const auto& client : clients_) {
       const bool was_idle = client->queue.empty();
@@ -390,8 +414,10 @@ void JsonSocketServerImpl::Stop() {
   if (stopped_) return;
   stopped_ = true;
   {
+    // Stop in two steps: no new frames and no new clients, then give readers a moment to
+    // take what is queued, so that a clean shutdown ends every stream on a whole frame.
     std::lock_guard<std::mutex> lock(mu_);
-    stopping_ = true;
+    drain_deadline_ = std::chrono::steady_clock::now() + kStopDrain;
   }
   if (thread_.joinable()) {
     Wake();
@@ -443,25 +469,34 @@ void JsonSocketServerImpl::Run() {
     polled.clear();
     fds.push_back({wake_fd_.get(), POLLIN, 0});
     const auto now = std::chrono::steady_clock::now();
-    const bool accepting = now >= accept_paused_until_;
+    std::optional<std::chrono::steady_clock::time_point> drain_deadline;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      drain_deadline = drain_deadline_;
+      if (drain_deadline) {
+        const bool drained = std::all_of(clients_.begin(), clients_.end(),
+                                         [](const auto& c) { return c->queue.empty(); });
+        if (drained || now >= *drain_deadline) return;
+      }
+    }
+    const bool accepting = now >= accept_paused_until_ && !drain_deadline;
     for (const Listener& listener : listeners_) {
       // A paused listener stays in the set, without events, to keep indices simple.
       fds.push_back({listener.fd.get(), static_cast<short>(accepting ? POLLIN : 0), 0});
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (stopping_) return;
       for (const auto& client : clients_) {
         const short events = client->queue.empty() ? POLLIN : (POLLIN | POLLOUT);
         fds.push_back({client->fd.get(), events, 0});
         polled.push_back(client.get());
       }
     }
+    const auto wake_at = drain_deadline ? *drain_deadline : accept_paused_until_;
     const int timeout_ms =
-        accepting
-            ? -1
-            : static_cast<int>(
-                  std::chrono::ceil<std::chrono::milliseconds>(accept_paused_until_ - now).count());
+        accepting ? -1
+                  : static_cast<int>(std::max<int64_t>(
+                        0, std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count()));
     if (poll(fds.data(), fds.size(), timeout_ms) < 0) {
       if (errno != EINTR) {
         Log(LogLevel::kError, kComponent, "poll: " + ErrnoText(errno));

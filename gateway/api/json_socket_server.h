@@ -9,7 +9,8 @@
 // A client that sends anything is disconnected, as netifyd does (the protocol is one-way).
 // Welcome frames are never dropped (a reader needs the definitions), so a client's queue
 // may hold client_buffer_bytes plus its welcome frames plus the frame being written.
-// Stop() does not flush: a client may see its last frame cut by the close.
+// Stop() stops accepting and publishing, gives clients up to 2 s to take what is queued
+// (so a clean shutdown ends streams on a whole frame), then closes them.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +32,9 @@ struct JsonSocketServerOptions {
   std::vector<std::string> unix_paths;
   // Permission bits for the socket files. Default: 0660 (not world-readable).
   uint32_t unix_mode = 0660;
+  // Group that owns the socket files (a name or a number); empty keeps the process's
+  // group. Default: "".
+  std::string unix_group;
   // TCP listen addresses "HOST:PORT" (IPv4 or [IPv6]); port 0 picks a free port.
   // Default: none.
   std::vector<std::string> tcp_addresses;

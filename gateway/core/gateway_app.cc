@@ -1,8 +1,10 @@
 #include "core/gateway_app.h"
 
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 
 #include "api/json_socket_server.h"
 #include "classify/ndpi_classifier.h"
@@ -44,19 +46,22 @@ class GatewayImpl final : public Gateway {
     json_options.unix_paths = options_.json_sockets;
     json_options.tcp_addresses = options_.json_tcp;
     json_options.client_buffer_bytes = options_.json_client_buffer_bytes;
-    json_options.welcome_frames = [this] {
-      return std::vector<Frame>{hello_frame_, StatusFrame(), definitions_frame_};
-    };
+    json_options.unix_mode = options_.json_socket_mode;
+    json_options.unix_group = options_.json_socket_group;
+    json_options.welcome_frames = [this] { return WelcomeFrames(); };
+    if (options_.replay_active) FLOWGATE_RETURN_IF_ERROR(LoadActiveFlows());
     Result<std::unique_ptr<JsonSocketServer>> json =
         JsonSocketServer::Create(std::move(json_options));
     if (!json.ok()) return json.status();
     json_ = std::move(json).value();
+    json_view_ = json_.get();
 
     Result<std::unique_ptr<AgentListener>> listener = AgentListener::Create(
         {.endpoint = options_.agents_listen}, *store_,
         [this](const std::vector<v1::StoredEvent>& events) { Fanout(events); });
     if (!listener.ok()) return listener.status();
     listener_ = std::move(listener).value();
+    listener_view_ = listener_.get();
     Log(LogLevel::kInfo, "gateway", "agents listening on " + listener_->bound_endpoint());
     for (const std::string& path : options_.json_sockets) {
       Log(LogLevel::kInfo, "gateway", "JSON socket at " + path);
@@ -79,6 +84,8 @@ class GatewayImpl final : public Gateway {
 
   void Stop() override {
     // Reverse order of start: no new batches, then no clients, then close the store.
+    listener_view_ = nullptr;
+    json_view_ = nullptr;
     if (listener_) listener_->Stop();
     if (json_) json_->Stop();
     listener_.reset();
@@ -89,10 +96,60 @@ class GatewayImpl final : public Gateway {
  private:
   // Ingest thread: every stored event goes to every JSON client, naming its agent.
   void Fanout(const std::vector<v1::StoredEvent>& events) {
+    if (options_.replay_active) TrackActiveFlows(events);
     for (const v1::StoredEvent& stored : events) {
       json_->Publish(
           std::make_shared<const std::string>(EncodeNetifydFrame(stored.event(), &stored.agent())));
     }
+  }
+
+  static std::string ActiveKey(const std::string& agent_id, const std::string& digest) {
+    return agent_id + '\0' + digest;
+  }
+
+  void TrackActiveFlows(const std::vector<v1::StoredEvent>& events) {
+    std::lock_guard lock(active_mutex_);
+    for (const v1::StoredEvent& stored : events) {
+      const v1::Event& e = stored.event();
+      if (e.has_flow()) {
+        ActiveFlow& active = active_[ActiveKey(stored.agent().id(), e.flow().flow().digest())];
+        active.agent = stored.agent();
+        active.flow = e.flow();
+      } else if (e.has_flow_purge()) {
+        active_.erase(ActiveKey(stored.agent().id(), e.flow_purge().flow().digest()));
+      }
+    }
+  }
+
+  // Flows the store holds without a purge are active (their agent has not ended them).
+  Status LoadActiveFlows() {
+    std::lock_guard lock(active_mutex_);
+    return store_->ScanFlows([this](const v1::FlowRecord& record) {
+      if (record.purge_reason() == v1::PURGE_REASON_UNSPECIFIED && record.has_metadata()) {
+        ActiveFlow& active = active_[ActiveKey(record.agent().id(), record.metadata().digest())];
+        active.agent = record.agent();
+        *active.flow.mutable_context() = record.context();
+        *active.flow.mutable_flow() = record.metadata();
+      }
+      return true;
+    });
+  }
+
+  // Server thread, once per new client: hello, status, definitions, then (with
+  // --replay-active) every active flow marked established, as netifyd v3 did.
+  std::vector<Frame> WelcomeFrames() {
+    std::vector<Frame> frames = {hello_frame_, StatusFrame(), definitions_frame_};
+    if (!options_.replay_active) return frames;
+    std::lock_guard lock(active_mutex_);
+    frames.reserve(frames.size() + active_.size());
+    for (const auto& [key, active] : active_) {
+      v1::Event event;
+      *event.mutable_flow() = active.flow;
+      event.mutable_flow()->mutable_context()->set_established(true);
+      frames.push_back(
+          std::make_shared<const std::string>(EncodeNetifydFrame(event, &active.agent)));
+    }
+    return frames;
   }
 
   Frame StatusFrame() const {
@@ -108,6 +165,34 @@ class GatewayImpl final : public Gateway {
                                                 std::chrono::steady_clock::now() - started_)
                                                 .count()),
                       s);
+    v1::GatewayStats* g = s->mutable_gateway();
+    if (AgentListener* listener = listener_view_.load()) {
+      const AgentListenerStats in = listener->stats();
+      g->set_events_stored(in.events_stored);
+      g->set_batches_stored(in.batches_stored);
+      g->set_batches_duplicate(in.batches_duplicate);
+      g->set_batches_rejected(in.rejected_malformed + in.rejected_version + in.rejected_too_large);
+      g->set_store_failures(in.store_failures);
+    }
+    if (JsonSocketServer* json = json_view_.load()) {
+      const JsonSocketServerStats out = json->stats();
+      g->set_json_clients(out.clients_connected);
+      g->set_json_frames_published(out.frames_published);
+      g->set_json_frames_dropped(out.frames_dropped);
+      g->set_json_clients_kicked(out.clients_kicked);
+      for (const JsonClientStats& c : json->client_stats()) {
+        v1::JsonClientStats* client = g->add_json_client();
+        client->set_id(c.id);
+        client->set_peer(c.peer);
+        client->set_frames_sent(c.frames_sent);
+        client->set_frames_dropped(c.frames_dropped);
+        client->set_queued_bytes(c.queued_bytes);
+      }
+    }
+    {
+      std::lock_guard lock(active_mutex_);
+      g->set_active_flows(active_.size());
+    }
     return std::make_shared<const std::string>(EncodeNetifydFrame(event, nullptr));
   }
 
@@ -117,6 +202,18 @@ class GatewayImpl final : public Gateway {
   std::unique_ptr<JsonSocketServer> json_;
   std::unique_ptr<AgentListener> listener_;
   Frame hello_frame_, definitions_frame_;
+  // What the server thread's status frames may read while the main thread starts and
+  // stops the components (the unique_ptrs above are the owners).
+  std::atomic<AgentListener*> listener_view_{nullptr};
+  std::atomic<JsonSocketServer*> json_view_{nullptr};
+
+  struct ActiveFlow {
+    v1::AgentIdentity agent;
+    v1::FlowEvent flow;
+  };
+  mutable std::mutex active_mutex_;
+  // With --replay-active: the latest `flow` of every flow not yet purged, by agent + digest.
+  std::unordered_map<std::string, ActiveFlow> active_;  // guarded by active_mutex_
 };
 
 }  // namespace

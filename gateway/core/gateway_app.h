@@ -17,8 +17,14 @@ struct GatewayOptions {
   std::string data_dir;
   // ZeroMQ endpoint for agents. Default: tcp://127.0.0.1:7151.
   std::string agents_listen = "tcp://127.0.0.1:7151";
-  // netifyd-compatible JSON socket paths. Default: none.
+  // netifyd-compatible JSON socket paths. Default: none (main() supplies
+  // /run/flowgate/flowgate.sock when no listener is configured).
   std::vector<std::string> json_sockets;
+  // Permission bits and group of the socket files. Default: 0660, the process's group.
+  uint32_t json_socket_mode = 0660;
+  std::string json_socket_group;
+  // On connect, send every active flow as a `flow` with "established": true. Default: false.
+  bool replay_active = false;
   // netifyd-compatible JSON TCP listeners, HOST:PORT. Default: none.
   std::vector<std::string> json_tcp;
   // Per-client buffer of the JSON socket. Default: 4 MiB.
