@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "core/gateway_app.h"
+#include "flowgate/common/filter.h"
 #include "flowgate/common/flags.h"
 #include "flowgate/common/log.h"
 
@@ -30,16 +31,35 @@ int main(int argc, char** argv) {
                   &options.data_dir);
   flags.AddString("agents-listen", "", "ENDPOINT",
                   "ZeroMQ endpoint for agents ('*' as port picks one)", &options.agents_listen);
+  // --json-filter applies to the listener named just before it.
+  std::string last_listener;
   flags.AddOption("json-socket", "", "PATH",
                   std::string("Serve the JSON stream on a Unix socket (repeatable; default: ") +
                       kDefaultJsonSocket + " when no --json-socket or --json-tcp is given)",
                   [&](std::string_view v) {
                     options.json_sockets.emplace_back(v);
+                    last_listener = v;
                     return Status::Ok();
                   });
-  flags.AddOption("json-tcp", "", "HOST:PORT", "Serve the JSON stream on TCP (repeatable)",
+  flags.AddOption("json-tcp", "", "HOST:PORT",
+                  "Serve the JSON stream on TCP, numeric host, loopback advised (repeatable)",
                   [&](std::string_view v) {
                     options.json_tcp.emplace_back(v);
+                    last_listener = v;
+                    return Status::Ok();
+                  });
+  flags.AddOption("json-filter", "", "EXPR",
+                  "Only events matching EXPR go to the listener given just before it",
+                  [&](std::string_view v) -> Status {
+                    if (last_listener.empty()) {
+                      return Status::InvalidArgument(
+                          "--json-filter must follow the --json-socket or --json-tcp it filters");
+                    }
+                    Result<Filter> filter = Filter::Parse(v);
+                    if (!filter.ok()) {
+                      return Status::InvalidArgument("--json-filter: " + filter.status().message());
+                    }
+                    options.json_filters[last_listener] = std::string(v);
                     return Status::Ok();
                   });
   flags.AddOption("json-socket-mode", "", "MODE",

@@ -2,12 +2,14 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
 
 #include "api/json_socket_server.h"
 #include "classify/ndpi_classifier.h"
+#include "flowgate/common/filter.h"
 #include "flowgate/common/identity.h"
 #include "flowgate/common/log.h"
 #include "flowgate/common/netifyd_json.h"
@@ -42,19 +44,8 @@ class GatewayImpl final : public Gateway {
     hello.mutable_agent_hello()->set_json_version(kNetifydJsonVersion);
     hello_frame_ = std::make_shared<const std::string>(EncodeNetifydFrame(hello, nullptr));
 
-    JsonSocketServerOptions json_options;
-    json_options.unix_paths = options_.json_sockets;
-    json_options.tcp_addresses = options_.json_tcp;
-    json_options.client_buffer_bytes = options_.json_client_buffer_bytes;
-    json_options.unix_mode = options_.json_socket_mode;
-    json_options.unix_group = options_.json_socket_group;
-    json_options.welcome_frames = [this] { return WelcomeFrames(); };
     if (options_.replay_active) FLOWGATE_RETURN_IF_ERROR(LoadActiveFlows());
-    Result<std::unique_ptr<JsonSocketServer>> json =
-        JsonSocketServer::Create(std::move(json_options));
-    if (!json.ok()) return json.status();
-    json_ = std::move(json).value();
-    json_view_ = json_.get();
+    FLOWGATE_RETURN_IF_ERROR(StartJsonServers());
 
     Result<std::unique_ptr<AgentListener>> listener = AgentListener::Create(
         {.endpoint = options_.agents_listen}, *store_,
@@ -63,11 +54,15 @@ class GatewayImpl final : public Gateway {
     listener_ = std::move(listener).value();
     listener_view_ = listener_.get();
     Log(LogLevel::kInfo, "gateway", "agents listening on " + listener_->bound_endpoint());
-    for (const std::string& path : options_.json_sockets) {
-      Log(LogLevel::kInfo, "gateway", "JSON socket at " + path);
-    }
-    for (const std::string& address : json_->tcp_bound_addresses()) {
-      Log(LogLevel::kInfo, "gateway", "JSON TCP listener at " + address);
+    for (const JsonServer& group : json_servers_) {
+      const std::string filtered =
+          group.filter.empty() ? "" : " (filter: " + group.filter.ToString() + ")";
+      for (const std::string& path : group.paths) {
+        Log(LogLevel::kInfo, "gateway", "JSON socket at " + path + filtered);
+      }
+      for (const std::string& address : group.server->tcp_bound_addresses()) {
+        Log(LogLevel::kInfo, "gateway", "JSON TCP listener at " + address + filtered);
+      }
     }
     Log(LogLevel::kInfo, "gateway",
         "store at " + options_.data_dir + " holds " + std::to_string(store_->last_sequence()) +
@@ -77,19 +72,26 @@ class GatewayImpl final : public Gateway {
 
   std::string agents_endpoint() const override { return listener_->bound_endpoint(); }
   std::vector<std::string> json_tcp_addresses() const override {
-    return json_->tcp_bound_addresses();
+    std::vector<std::string> addresses;
+    for (const JsonServer& group : json_servers_) {
+      for (const std::string& a : group.server->tcp_bound_addresses()) addresses.push_back(a);
+    }
+    return addresses;
   }
 
-  void PublishStatus() override { json_->Publish(StatusFrame()); }
+  void PublishStatus() override {
+    Frame status = StatusFrame();
+    for (JsonServer& group : json_servers_) group.server->Publish(status);
+  }
 
   void Stop() override {
     // Reverse order of start: no new batches, then no clients, then close the store.
     listener_view_ = nullptr;
-    json_view_ = nullptr;
+    json_ready_ = false;
     if (listener_) listener_->Stop();
-    if (json_) json_->Stop();
+    for (JsonServer& group : json_servers_) group.server->Stop();
     listener_.reset();
-    json_.reset();
+    json_servers_.clear();
     store_.reset();
   }
 
@@ -98,9 +100,51 @@ class GatewayImpl final : public Gateway {
   void Fanout(const std::vector<v1::StoredEvent>& events) {
     if (options_.replay_active) TrackActiveFlows(events);
     for (const v1::StoredEvent& stored : events) {
-      json_->Publish(
-          std::make_shared<const std::string>(EncodeNetifydFrame(stored.event(), &stored.agent())));
+      Frame frame;  // encoded once, for the first listener that wants it
+      for (JsonServer& group : json_servers_) {
+        if (!group.filter.empty() && !group.filter.Matches(FilterSubject::FromEvent(stored))) {
+          continue;
+        }
+        if (!frame) {
+          frame = std::make_shared<const std::string>(
+              EncodeNetifydFrame(stored.event(), &stored.agent()));
+        }
+        group.server->Publish(frame);
+      }
     }
+  }
+
+  // One JSON server per distinct filter, holding every listener that uses it.
+  Status StartJsonServers() {
+    std::map<std::string, JsonSocketServerOptions> by_filter;
+    auto options_for = [&](const std::string& listener) -> JsonSocketServerOptions& {
+      auto it = options_.json_filters.find(listener);
+      return by_filter[it == options_.json_filters.end() ? "" : it->second];
+    };
+    for (const std::string& path : options_.json_sockets)
+      options_for(path).unix_paths.push_back(path);
+    for (const std::string& address : options_.json_tcp) {
+      options_for(address).tcp_addresses.push_back(address);
+    }
+    for (auto& [filter_text, json_options] : by_filter) {
+      Result<Filter> filter = Filter::Parse(filter_text);
+      if (!filter.ok()) {
+        return Status::InvalidArgument("--json-filter '" + filter_text +
+                                       "': " + filter.status().message());
+      }
+      JsonServer group{std::move(filter).value(), json_options.unix_paths, nullptr};
+      json_options.client_buffer_bytes = options_.json_client_buffer_bytes;
+      json_options.unix_mode = options_.json_socket_mode;
+      json_options.unix_group = options_.json_socket_group;
+      json_options.welcome_frames = [this, f = group.filter] { return WelcomeFrames(f); };
+      Result<std::unique_ptr<JsonSocketServer>> server =
+          JsonSocketServer::Create(std::move(json_options));
+      if (!server.ok()) return server.status();
+      group.server = std::move(server).value();
+      json_servers_.push_back(std::move(group));
+    }
+    json_ready_ = true;
+    return Status::Ok();
   }
 
   static std::string ActiveKey(const std::string& agent_id, const std::string& digest) {
@@ -137,13 +181,18 @@ class GatewayImpl final : public Gateway {
 
   // Server thread, once per new client: hello, status, definitions, then (with
   // --replay-active) every active flow marked established, as netifyd v3 did.
-  std::vector<Frame> WelcomeFrames() {
+  std::vector<Frame> WelcomeFrames(const Filter& filter) {
     std::vector<Frame> frames = {hello_frame_, StatusFrame(), definitions_frame_};
     if (!options_.replay_active) return frames;
     std::lock_guard lock(active_mutex_);
     frames.reserve(frames.size() + active_.size());
     for (const auto& [key, active] : active_) {
       v1::Event event;
+      if (!filter.empty()) {
+        v1::Event original;
+        *original.mutable_flow() = active.flow;
+        if (!filter.Matches(FilterSubject::FromEvent(original, active.agent))) continue;
+      }
       *event.mutable_flow() = active.flow;
       event.mutable_flow()->mutable_context()->set_established(true);
       frames.push_back(
@@ -174,12 +223,13 @@ class GatewayImpl final : public Gateway {
       g->set_batches_rejected(in.rejected_malformed + in.rejected_version + in.rejected_too_large);
       g->set_store_failures(in.store_failures);
     }
-    if (JsonSocketServer* json = json_view_.load()) {
+    for (size_t i = 0; json_ready_ && i < json_servers_.size(); ++i) {
+      JsonSocketServer* json = json_servers_[i].server.get();
       const JsonSocketServerStats out = json->stats();
-      g->set_json_clients(out.clients_connected);
-      g->set_json_frames_published(out.frames_published);
-      g->set_json_frames_dropped(out.frames_dropped);
-      g->set_json_clients_kicked(out.clients_kicked);
+      g->set_json_clients(g->json_clients() + out.clients_connected);
+      g->set_json_frames_published(g->json_frames_published() + out.frames_published);
+      g->set_json_frames_dropped(g->json_frames_dropped() + out.frames_dropped);
+      g->set_json_clients_kicked(g->json_clients_kicked() + out.clients_kicked);
       for (const JsonClientStats& c : json->client_stats()) {
         v1::JsonClientStats* client = g->add_json_client();
         client->set_id(c.id);
@@ -199,13 +249,19 @@ class GatewayImpl final : public Gateway {
   const GatewayOptions options_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::unique_ptr<storage::FlowStore> store_;
-  std::unique_ptr<JsonSocketServer> json_;
+  struct JsonServer {
+    Filter filter;  // empty: every event
+    std::vector<std::string> paths;
+    std::unique_ptr<JsonSocketServer> server;
+  };
+  // Built once at start and not resized while json_ready_ is true.
+  std::vector<JsonServer> json_servers_;
   std::unique_ptr<AgentListener> listener_;
   Frame hello_frame_, definitions_frame_;
   // What the server thread's status frames may read while the main thread starts and
   // stops the components (the unique_ptrs above are the owners).
   std::atomic<AgentListener*> listener_view_{nullptr};
-  std::atomic<JsonSocketServer*> json_view_{nullptr};
+  std::atomic<bool> json_ready_{false};
 
   struct ActiveFlow {
     v1::AgentIdentity agent;

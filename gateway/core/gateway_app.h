@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -27,6 +28,10 @@ struct GatewayOptions {
   bool replay_active = false;
   // netifyd-compatible JSON TCP listeners, HOST:PORT. Default: none.
   std::vector<std::string> json_tcp;
+  // Filters (flowgate filter language) by listener, keyed by the path or HOST:PORT as
+  // given above; a listener without one gets every event. The gateway's own hello, status
+  // and definitions always go out. Default: none.
+  std::map<std::string, std::string> json_filters;
   // Per-client buffer of the JSON socket. Default: 4 MiB.
   uint64_t json_client_buffer_bytes = 4u << 20;
   // Interval of the gateway's own agent_status on the JSON socket. Default: 15 s.

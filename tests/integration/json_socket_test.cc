@@ -336,6 +336,39 @@ TEST_F(JsonSocketTest, ReplayActiveSendsFlowsStillActiveAsEstablished) {
   EXPECT_EQ(flows, 8u);
 }
 
+TEST_F(JsonSocketTest, PerListenerFilterSendsOnlyMatchingEvents) {
+  const std::string youtube_socket = dir_.Sub("youtube.sock");
+  GatewayProcess gateway(Args({"--json-socket", youtube_socket, "--json-filter",
+                               "app == \"YouTube\" and type == \"flow\""}));
+  ASSERT_TRUE(gateway.ready()) << gateway.log();
+  NetifydSocketClient all(Socket()), youtube(youtube_socket);
+  for (NetifydSocketClient* c : {&all, &youtube}) {
+    for (int w = 0; w < 3; ++w) ASSERT_TRUE(c->Next(seconds(10))) << c->error();
+  }
+  TestAgent agent(gateway.endpoint(), "probe-1", "site-a");
+  std::vector<v1::Event> events;
+  for (int n = 0; n < 100; ++n) {
+    events.push_back(n % 4 == 0 ? MakeFlowEvent(n, "TLS", "YouTube", "www.youtube.com")
+                                : MakeFlowEvent(n, "TLS", "NetFlix", "www.netflix.com"));
+    events.push_back(MakePurgeEvent(n));
+  }
+  ASSERT_TRUE(agent.SendBatch(events).has_value());
+  EXPECT_EQ(ReadFlowDigests(all, 100).size(), 100u);
+  std::vector<std::string> only = ReadFlowDigests(youtube, 25);
+  ASSERT_EQ(only.size(), 25u);
+  for (size_t i = 0; i < only.size(); ++i) EXPECT_EQ(only[i], FlowDigest(static_cast<int>(4 * i)));
+  // Nothing else was queued for it: the next message is the gateway's own status.
+  std::optional<json> next = youtube.Next(seconds(10));
+  ASSERT_TRUE(next) << youtube.error();
+  EXPECT_EQ((*next)["type"], "agent_status");
+  EXPECT_FALSE(next->contains("agent")) << "the gateway's own status, not an agent's";
+
+  CommandResult bad = RunCommand({BinaryPath("flowgate-gateway"), "--data-dir", dir_.Sub("d2"),
+                                  "--json-socket", dir_.Sub("x.sock"), "--json-filter", "app == "});
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.err.find("column"), std::string::npos) << bad.err;
+}
+
 TEST_F(JsonSocketTest, LiveSocketIsRefusedAndStaleOneReplaced) {
   {
     GatewayProcess first(Args({}));
