@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "bench_report.h"
 #include "capture/packet_decoder.h"
 #include "capture/packet_source.h"
 #include "classify/ndpi_classifier.h"
@@ -271,31 +272,6 @@ double BytesPerFlow(uint32_t count, classify::NdpiModule& ndpi, uint64_t* classi
   return per_flow;
 }
 
-double Median(std::vector<double> values) {
-  std::sort(values.begin(), values.end());
-  return values[values.size() / 2];
-}
-
-void Print(const std::string& name, double value, const std::string& unit, bool higher,
-           std::optional<double> target, const std::string& baseline, double baseline_value,
-           std::optional<double> target_ratio) {
-  auto number = [](std::optional<double> v) {
-    if (!v) return std::string("null");
-    char text[64];
-    std::snprintf(text, sizeof text, "%.6g", *v);
-    return std::string(text);
-  };
-  const bool has_baseline = !baseline.empty();
-  std::printf(
-      "{\"bench\": \"%s\", \"value\": %s, \"unit\": \"%s\", \"better\": \"%s\", \"target\": %s, "
-      "\"baseline\": %s, \"baseline_value\": %s, \"ratio\": %s, \"target_ratio\": %s}\n",
-      name.c_str(), number(value).c_str(), unit.c_str(), higher ? "higher" : "lower",
-      number(target).c_str(), has_baseline ? ("\"" + baseline + "\"").c_str() : "null",
-      has_baseline ? number(baseline_value).c_str() : "null",
-      has_baseline ? number(value / baseline_value).c_str() : "null", number(target_ratio).c_str());
-  std::fflush(stdout);
-}
-
 int Main(int argc, char** argv) {
   uint32_t rounds = 20, repeats = 5, flows = 1'000'000;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -331,21 +307,21 @@ int Main(int argc, char** argv) {
     agent_pps.push_back(agent.packets_per_s);
     agent_fps.push_back(agent.flows_per_s);
   }
-  Print("ndpi_bare_packets_per_s", Median(bare_pps), "packets/s", true, std::nullopt, "", 0,
-        std::nullopt);
-  Print("agent_worker_packets_per_s", Median(agent_pps), "packets/s", true, std::nullopt,
-        "ndpi_bare_packets_per_s", Median(bare_pps), 0.75);
-  Print("ndpi_bare_new_flows_per_s", Median(bare_fps), "flows/s", true, std::nullopt, "", 0,
-        std::nullopt);
-  Print("agent_worker_new_flows_per_s", Median(agent_fps), "flows/s", true, std::nullopt,
-        "ndpi_bare_new_flows_per_s", Median(bare_fps), 0.75);
+  Report({"ndpi_bare_packets_per_s", Median(bare_pps), "packets/s", true, std::nullopt, "", 0,
+          std::nullopt});
+  Report({"agent_worker_packets_per_s", Median(agent_pps), "packets/s", true, std::nullopt,
+          "ndpi_bare_packets_per_s", Median(bare_pps), 0.75});
+  Report({"ndpi_bare_new_flows_per_s", Median(bare_fps), "flows/s", true, std::nullopt, "", 0,
+          std::nullopt});
+  Report({"agent_worker_new_flows_per_s", Median(agent_fps), "flows/s", true, std::nullopt,
+          "ndpi_bare_new_flows_per_s", Median(bare_fps), 0.75});
 
   uint64_t classified = 0;
   const double per_flow = BytesPerFlow(flows, **ndpi, &classified);
   std::fprintf(stderr, "%u flows tracked, %llu classified\n", flows,
                static_cast<unsigned long long>(classified));
-  Print("agent_resident_bytes_per_active_flow", per_flow, "bytes", false, 600.0, "", 0,
-        std::nullopt);
+  Report({"agent_resident_bytes_per_active_flow", per_flow, "bytes", false, 600.0, "", 0,
+          std::nullopt});
   return 0;
 }
 

@@ -1,0 +1,32 @@
+// How every flowgate benchmark reports: one JSON object per figure on a line of its own,
+//   {"bench": NAME, "value": X, "unit": U, "better": "higher"|"lower", "target": T|null,
+//    "baseline": NAME|null, "baseline_value": Y|null, "ratio": X/Y|null, "target_ratio": R|null}
+// so that a script can compare runs and check targets. Figures are medians of repeats.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace flowgate::bench {
+
+struct Figure {
+  std::string name;
+  double value = 0;
+  std::string unit;
+  bool higher_is_better = true;
+  std::optional<double> target;  // absolute target for `value`
+  std::string baseline;          // name of the figure this one is compared with
+  double baseline_value = 0;
+  std::optional<double> target_ratio;  // target for value / baseline_value
+};
+
+// Prints `figure` as one JSON line on stdout and flushes.
+void Report(const Figure& figure);
+
+// The median of `values` (the upper one for an even count). REQUIRED: not empty.
+double Median(std::vector<double> values);
+// The p-th percentile (0..100) of `values`, nearest rank. REQUIRED: not empty.
+double Percentile(std::vector<double> values, double p);
+
+}  // namespace flowgate::bench
