@@ -1,237 +1,322 @@
 #include "flowgate/common/netifyd_json.h"
 
-#include <nlohmann/json.hpp>
+#include <algorithm>
+#include <vector>
+
+#include "json_writer.h"
 
 namespace flowgate {
 namespace {
 
-using nlohmann::json;
-
-// netifyd omits empty strings rather than sending "" (netifyd-socket.md, Messages).
-void PutString(json& object, const char* key, const std::string& value) {
-  if (!value.empty()) object[key] = value;
-}
-
-void PutObject(json& object, const char* key, json&& value) {
-  if (!value.empty()) object[key] = std::move(value);
-}
+// Every object below writes its keys in ascending order: netifyd's come out sorted, and
+// the JsonWriter (debug builds) checks it.
 
 // netifyd sends an all-zero MAC when none is known (raw-IP captures, tunnels).
-std::string MacOrZeros(const std::string& mac) { return mac.empty() ? "00:00:00:00:00:00" : mac; }
-
-json AgentJson(const v1::AgentIdentity& agent) {
-  json j = json::object();
-  PutString(j, "id", agent.id());
-  PutString(j, "name", agent.name());
-  PutString(j, "site", agent.site());
-  return j;
+std::string_view MacOrZeros(const std::string& mac) {
+  return mac.empty() ? std::string_view("00:00:00:00:00:00") : std::string_view(mac);
 }
 
-json HelloJson(const v1::AgentHello& hello) {
-  json j = json::object();
-  PutString(j, "agent_version", hello.agent_version());
-  PutString(j, "build_version", hello.build_version());
-  j["json_version"] = hello.json_version();
-  return j;
+void WriteAgent(JsonWriter& w, const v1::AgentIdentity& agent) {
+  w.Key("agent");
+  w.BeginObject();
+  w.FieldIfNotEmpty("id", agent.id());
+  w.FieldIfNotEmpty("name", agent.name());
+  w.FieldIfNotEmpty("site", agent.site());
+  w.EndObject();
 }
 
-json InterfaceStatsJson(const v1::InterfaceStats& s) {
-  return json{{"raw", s.raw()},
-              {"ethernet", s.ethernet()},
-              {"vlan", s.vlan()},
-              {"ip", s.ip()},
-              {"ip4", s.ip4()},
-              {"ip6", s.ip6()},
-              {"tcp", s.tcp()},
-              {"udp", s.udp()},
-              {"icmp", s.icmp()},
-              {"other", s.other()},
-              {"ip_bytes", s.ip_bytes()},
-              {"wire_bytes", s.wire_bytes()},
-              {"discarded", s.discarded()},
-              {"discarded_bytes", s.discarded_bytes()},
-              {"fragmented", s.fragmented()},
-              {"capture_dropped", s.capture_dropped()},
-              {"queue_dropped", s.queue_dropped()},
-              {"tunneled", s.tunneled()}};
+void WriteStrings(JsonWriter& w, std::string_view key,
+                  const google::protobuf::RepeatedPtrField<std::string>& values) {
+  w.Key(key);
+  w.BeginArray();
+  for (const std::string& v : values) w.String(v);
+  w.EndArray();
 }
 
-json StatusJson(const v1::AgentStatus& s) {
-  json j{{"version", s.version()},
-         {"timestamp", s.timestamp()},
-         {"update_interval", s.update_interval()},
-         {"uptime", s.uptime()},
-         {"cpu_cores", s.cpu_cores()},
-         {"cpu_user", s.cpu_user()},
-         {"cpu_user_prev", s.cpu_user_prev()},
-         {"cpu_system", s.cpu_system()},
-         {"cpu_system_prev", s.cpu_system_prev()},
-         {"flow_count", s.flow_count()},
-         {"flow_count_prev", s.flow_count_prev()},
-         {"maxrss_kb", s.maxrss_kb()},
-         {"maxrss_kb_prev", s.maxrss_kb_prev()}};
-  json interfaces = json::object();
-  for (const auto& i : s.interfaces()) {
-    json entry = json::object();
-    PutString(entry, "role", i.role());
-    PutString(entry, "mac", i.mac());
-    entry["addr"] = json(std::vector<std::string>(i.addr().begin(), i.addr().end()));
-    PutString(entry, "state", i.state());
-    if (i.reopens() != 0) entry["reopens"] = i.reopens();
-    PutString(entry, "last_error", i.last_error());
-    interfaces[i.name()] = std::move(entry);
+// Map-like data (interfaces, devices) arrives in any order; objects need sorted keys.
+template <typename T, typename KeyOf>
+std::vector<const T*> SortedBy(const google::protobuf::RepeatedPtrField<T>& items, KeyOf key_of) {
+  std::vector<const T*> sorted;
+  sorted.reserve(static_cast<size_t>(items.size()));
+  for (const T& item : items) sorted.push_back(&item);
+  std::sort(sorted.begin(), sorted.end(),
+            [&](const T* a, const T* b) { return key_of(*a) < key_of(*b); });
+  return sorted;
+}
+
+void WriteInterfaceStats(JsonWriter& w, const v1::InterfaceStats& s) {
+  w.BeginObject();
+  w.Field("capture_dropped", s.capture_dropped());
+  w.Field("discarded", s.discarded());
+  w.Field("discarded_bytes", s.discarded_bytes());
+  w.Field("ethernet", s.ethernet());
+  w.Field("fragmented", s.fragmented());
+  w.Field("icmp", s.icmp());
+  w.Field("ip", s.ip());
+  w.Field("ip4", s.ip4());
+  w.Field("ip6", s.ip6());
+  w.Field("ip_bytes", s.ip_bytes());
+  w.Field("other", s.other());
+  w.Field("queue_dropped", s.queue_dropped());
+  w.Field("raw", s.raw());
+  w.Field("tcp", s.tcp());
+  w.Field("tunneled", s.tunneled());
+  w.Field("udp", s.udp());
+  w.Field("vlan", s.vlan());
+  w.Field("wire_bytes", s.wire_bytes());
+  w.EndObject();
+}
+
+void WriteGatewayStats(JsonWriter& w, const v1::GatewayStats& g) {
+  w.Key("gateway");
+  w.BeginObject();
+  w.Field("active_flows", g.active_flows());
+  w.Field("batches_duplicate", g.batches_duplicate());
+  w.Field("batches_rejected", g.batches_rejected());
+  w.Field("batches_stored", g.batches_stored());
+  w.Field("events_stored", g.events_stored());
+  w.Key("json_client");
+  w.BeginArray();
+  for (const v1::JsonClientStats& c : g.json_client()) {
+    w.BeginObject();
+    w.Field("frames_dropped", c.frames_dropped());
+    w.Field("frames_sent", c.frames_sent());
+    w.Field("id", c.id());
+    w.Field("peer", c.peer());
+    w.Field("queued_bytes", c.queued_bytes());
+    w.EndObject();
   }
-  PutObject(j, "interfaces", std::move(interfaces));
-  json stats = json::object();
-  for (const auto& i : s.stats()) stats[i.name()] = InterfaceStatsJson(i);
-  PutObject(j, "stats", std::move(stats));
-  json devices = json::object();
-  for (const auto& [mac, addrs] : s.devices()) {
-    devices[mac] = json(std::vector<std::string>(addrs.addr().begin(), addrs.addr().end()));
+  w.EndArray();
+  w.Field("json_clients", g.json_clients());
+  w.Field("json_clients_kicked", g.json_clients_kicked());
+  w.Field("json_frames_dropped", g.json_frames_dropped());
+  w.Field("json_frames_published", g.json_frames_published());
+  w.Field("store_failures", g.store_failures());
+  w.EndObject();
+}
+
+// The keys of agent_status after "agent" (which the caller may have written).
+void WriteStatus(JsonWriter& w, const v1::AgentStatus& s) {
+  w.Field("cpu_cores", s.cpu_cores());
+  w.Field("cpu_system", s.cpu_system());
+  w.Field("cpu_system_prev", s.cpu_system_prev());
+  w.Field("cpu_user", s.cpu_user());
+  w.Field("cpu_user_prev", s.cpu_user_prev());
+  if (!s.devices().empty()) {
+    std::vector<const std::string*> macs;
+    for (const auto& [mac, addrs] : s.devices()) macs.push_back(&mac);
+    std::sort(macs.begin(), macs.end(), [](auto* a, auto* b) { return *a < *b; });
+    w.Key("devices");
+    w.BeginObject();
+    for (const std::string* mac : macs) WriteStrings(w, *mac, s.devices().at(*mac).addr());
+    w.EndObject();
   }
-  PutObject(j, "devices", std::move(devices));
+  if (s.final()) w.Field("final", true);  // not a netifyd key; only sent when true
+  w.Field("flow_count", s.flow_count());
+  w.Field("flow_count_prev", s.flow_count_prev());
   if (s.has_flows()) {
-    const auto& f = s.flows();
-    j["flow_table"] = json{{"active", f.active()},
-                           {"created", f.created()},
-                           {"purged", f.purged()},
-                           {"evicted", f.evicted()},
-                           {"detected", f.detected()},
-                           {"guessed", f.guessed()},
-                           {"ndpi_state_bytes", f.ndpi_state_bytes()}};
+    const v1::FlowTableStats& f = s.flows();
+    w.Key("flow_table");
+    w.BeginObject();
+    w.Field("active", f.active());
+    w.Field("created", f.created());
+    w.Field("detected", f.detected());
+    w.Field("evicted", f.evicted());
+    w.Field("guessed", f.guessed());
+    w.Field("ndpi_state_bytes", f.ndpi_state_bytes());
+    w.Field("purged", f.purged());
+    w.EndObject();
   }
-  if (s.final()) j["final"] = true;  // not a netifyd key; only sent when true
-  if (s.has_gateway()) {
-    const v1::GatewayStats& g = s.gateway();
-    json clients = json::array();
-    for (const v1::JsonClientStats& c : g.json_client()) {
-      clients.push_back(json{{"id", c.id()},
-                             {"peer", c.peer()},
-                             {"frames_sent", c.frames_sent()},
-                             {"frames_dropped", c.frames_dropped()},
-                             {"queued_bytes", c.queued_bytes()}});
+  if (s.has_gateway()) WriteGatewayStats(w, s.gateway());
+  if (!s.interfaces().empty()) {
+    w.Key("interfaces");
+    w.BeginObject();
+    for (const v1::InterfaceInfo* i :
+         SortedBy(s.interfaces(), [](const v1::InterfaceInfo& x) { return x.name(); })) {
+      w.Key(i->name());
+      w.BeginObject();
+      WriteStrings(w, "addr", i->addr());
+      w.FieldIfNotEmpty("last_error", i->last_error());
+      w.FieldIfNotEmpty("mac", i->mac());
+      if (i->reopens() != 0) w.Field("reopens", i->reopens());
+      w.FieldIfNotEmpty("role", i->role());
+      w.FieldIfNotEmpty("state", i->state());
+      w.EndObject();
     }
-    j["gateway"] = json{{"events_stored", g.events_stored()},
-                        {"batches_stored", g.batches_stored()},
-                        {"batches_duplicate", g.batches_duplicate()},
-                        {"batches_rejected", g.batches_rejected()},
-                        {"store_failures", g.store_failures()},
-                        {"active_flows", g.active_flows()},
-                        {"json_clients", g.json_clients()},
-                        {"json_frames_published", g.json_frames_published()},
-                        {"json_frames_dropped", g.json_frames_dropped()},
-                        {"json_clients_kicked", g.json_clients_kicked()},
-                        {"json_client", std::move(clients)}};
+    w.EndObject();
   }
+  w.Field("maxrss_kb", s.maxrss_kb());
+  w.Field("maxrss_kb_prev", s.maxrss_kb_prev());
+  if (!s.stats().empty()) {
+    w.Key("stats");
+    w.BeginObject();
+    for (const v1::InterfaceStats* i :
+         SortedBy(s.stats(), [](const v1::InterfaceStats& x) { return x.name(); })) {
+      w.Key(i->name());
+      WriteInterfaceStats(w, *i);
+    }
+    w.EndObject();
+  }
+  w.Field("timestamp", s.timestamp());
   if (s.has_transport()) {
-    const auto& t = s.transport();
-    j["transport"] =
-        json{{"batches_sent", t.batches_sent()},     {"batches_acked", t.batches_acked()},
-             {"batches_resent", t.batches_resent()}, {"events_sent", t.events_sent()},
-             {"events_dropped", t.events_dropped()}, {"spool_bytes", t.spool_bytes()},
-             {"spool_batches", t.spool_batches()},   {"queue_dropped", t.queue_dropped()}};
+    const v1::TransportStats& t = s.transport();
+    w.Key("transport");
+    w.BeginObject();
+    w.Field("batches_acked", t.batches_acked());
+    w.Field("batches_resent", t.batches_resent());
+    w.Field("batches_sent", t.batches_sent());
+    w.Field("events_dropped", t.events_dropped());
+    w.Field("events_sent", t.events_sent());
+    w.Field("queue_dropped", t.queue_dropped());
+    w.Field("spool_batches", t.spool_batches());
+    w.Field("spool_bytes", t.spool_bytes());
+    w.EndObject();
   }
-  return j;
 }
 
-json TagsJson(const google::protobuf::RepeatedPtrField<v1::ProtocolTag>& tags) {
-  json list = json::array();
-  for (const auto& t : tags) list.push_back(json{{"id", t.id()}, {"tag", t.tag()}});
-  return list;
+// After "type": the keys that sort after it.
+void WriteStatusTail(JsonWriter& w, const v1::AgentStatus& s) {
+  w.Field("update_interval", s.update_interval());
+  w.Field("uptime", s.uptime());
+  w.Field("version", s.version());
 }
 
-json SslJson(const v1::SslInfo& s) {
-  json j = json::object();
-  PutString(j, "version", s.version());
-  PutString(j, "cipher_suite", s.cipher_suite());
-  PutString(j, "client_sni", s.client_sni());
-  PutString(j, "server_cn", s.server_cn());
-  PutString(j, "issuer_dn", s.issuer_dn());
-  PutString(j, "subject_dn", s.subject_dn());
-  PutString(j, "client_ja3", s.client_ja3());
-  PutString(j, "server_ja3", s.server_ja3());
-  PutString(j, "fingerprint", s.fingerprint());
-  PutString(j, "alpn", s.alpn());
-  return j;
-}
-
-json FlowMetadataJson(const v1::FlowMetadata& f) {
-  json j{{"digest", f.digest()},
-         {"ip_version", f.ip_version()},
-         {"ip_protocol", f.ip_protocol()},
-         {"vlan_id", f.vlan_id()},
-         {"local_port", f.local_port()},
-         {"other_port", f.other_port()},
-         {"local_mac", MacOrZeros(f.local_mac())},
-         {"other_mac", MacOrZeros(f.other_mac())},
-         {"other_type", OtherTypeName(f.other_type())},
-         {"local_origin", f.local_origin()},
-         {"detected_protocol", f.detected_protocol()},
-         {"detected_protocol_name", f.detected_protocol_name()},
-         {"detected_application", f.detected_application()},
-         {"detected_application_name", f.detected_application_name()},
-         {"detection_guessed", f.detection_guessed()},
-         {"detection_updated", f.detection_updated()},
-         {"category",
-          json{{"application", f.category().application()}, {"protocol", f.category().protocol()}}},
-         {"first_seen_at", f.first_seen_at()},
-         {"last_seen_at", f.last_seen_at()}};
-  PutString(j, "local_ip", f.local_ip());
-  PutString(j, "other_ip", f.other_ip());
-  PutString(j, "host_server_name", f.host_server_name());
-  PutString(j, "detection_confidence", f.detection_confidence());
-  PutObject(j, "ssl", SslJson(f.ssl()));
-  json http = json::object();
-  PutString(http, "user_agent", f.http().user_agent());
-  PutString(http, "url", f.http().url());
-  PutObject(j, "http", std::move(http));
-  json dhcp = json::object();
-  PutString(dhcp, "fingerprint", f.dhcp().fingerprint());
-  PutString(dhcp, "class_ident", f.dhcp().class_ident());
-  PutObject(j, "dhcp", std::move(dhcp));
-  json ssh = json::object();
-  PutString(ssh, "client", f.ssh().client());
-  PutString(ssh, "server", f.ssh().server());
-  PutObject(j, "ssh", std::move(ssh));
-  if (f.has_dns()) {
-    json dns = json::object();
-    PutString(dns, "query", f.dns().query());
-    if (f.dns().query_type() != 0) dns["query_type"] = f.dns().query_type();
-    if (f.dns().reply_code() != 0) dns["reply_code"] = f.dns().reply_code();
-    PutObject(j, "dns", std::move(dns));
+void WriteTags(JsonWriter& w, std::string_view key,
+               const google::protobuf::RepeatedPtrField<v1::ProtocolTag>& tags) {
+  w.Key(key);
+  w.BeginArray();
+  for (const v1::ProtocolTag& t : tags) {
+    w.BeginObject();
+    w.Field("id", t.id());
+    w.Field("tag", t.tag());
+    w.EndObject();
   }
-  json bt = json::object();
-  PutString(bt, "info_hash", f.bt().info_hash());
-  PutObject(j, "bt", std::move(bt));
+  w.EndArray();
+}
+
+// Writes `key: {...}` with the given members, or nothing when every member is empty.
+template <typename WriteMembers>
+void WriteObjectIfAny(JsonWriter& w, std::string_view key, bool any, WriteMembers members) {
+  if (!any) return;
+  w.Key(key);
+  w.BeginObject();
+  members();
+  w.EndObject();
+}
+
+void WriteFlowMetadata(JsonWriter& w, const v1::FlowMetadata& f) {
+  w.BeginObject();
+  WriteObjectIfAny(w, "bt", !f.bt().info_hash().empty(),
+                   [&] { w.Field("info_hash", f.bt().info_hash()); });
+  w.Key("category");
+  w.BeginObject();
+  w.Field("application", f.category().application());
+  w.Field("protocol", f.category().protocol());
+  w.EndObject();
+  w.Field("detected_application", f.detected_application());
+  w.Field("detected_application_name", f.detected_application_name());
+  w.Field("detected_protocol", f.detected_protocol());
+  w.Field("detected_protocol_name", f.detected_protocol_name());
+  w.FieldIfNotEmpty("detection_confidence", f.detection_confidence());
+  w.Field("detection_guessed", f.detection_guessed());
+  w.Field("detection_updated", f.detection_updated());
+  const v1::DhcpInfo& dhcp = f.dhcp();
+  WriteObjectIfAny(w, "dhcp", !dhcp.class_ident().empty() || !dhcp.fingerprint().empty(), [&] {
+    w.FieldIfNotEmpty("class_ident", dhcp.class_ident());
+    w.FieldIfNotEmpty("fingerprint", dhcp.fingerprint());
+  });
+  w.Field("digest", f.digest());
+  const v1::DnsInfo& dns = f.dns();
+  WriteObjectIfAny(w, "dns", !dns.query().empty() || dns.query_type() != 0 || dns.reply_code() != 0,
+                   [&] {
+                     w.FieldIfNotEmpty("query", dns.query());
+                     if (dns.query_type() != 0) w.Field("query_type", dns.query_type());
+                     if (dns.reply_code() != 0) w.Field("reply_code", dns.reply_code());
+                   });
+  w.Field("first_seen_at", f.first_seen_at());
+  w.FieldIfNotEmpty("host_server_name", f.host_server_name());
+  const v1::HttpInfo& http = f.http();
+  WriteObjectIfAny(w, "http", !http.url().empty() || !http.user_agent().empty(), [&] {
+    w.FieldIfNotEmpty("url", http.url());
+    w.FieldIfNotEmpty("user_agent", http.user_agent());
+  });
+  w.Field("ip_protocol", f.ip_protocol());
+  w.Field("ip_version", f.ip_version());
+  w.Field("last_seen_at", f.last_seen_at());
+  w.FieldIfNotEmpty("local_ip", f.local_ip());
+  w.Field("local_mac", MacOrZeros(f.local_mac()));
+  w.Field("local_origin", f.local_origin());
+  w.Field("local_port", f.local_port());
+  w.FieldIfNotEmpty("other_ip", f.other_ip());
+  w.Field("other_mac", MacOrZeros(f.other_mac()));
+  w.Field("other_port", f.other_port());
+  w.Field("other_type", OtherTypeName(f.other_type()));
   if (f.has_risks()) {
-    const auto& r = f.risks();
-    j["risks"] = json{{"ndpi_risk_score", r.ndpi_risk_score()},
-                      {"ndpi_risk_score_client", r.ndpi_risk_score_client()},
-                      {"ndpi_risk_score_server", r.ndpi_risk_score_server()},
-                      {"risks", std::vector<uint32_t>(r.risks().begin(), r.risks().end())}};
+    const v1::Risks& r = f.risks();
+    w.Key("risks");
+    w.BeginObject();
+    w.Field("ndpi_risk_score", r.ndpi_risk_score());
+    w.Field("ndpi_risk_score_client", r.ndpi_risk_score_client());
+    w.Field("ndpi_risk_score_server", r.ndpi_risk_score_server());
+    w.Key("risks");
+    w.BeginArray();
+    for (uint32_t id : r.risks()) w.Uint(id);
+    w.EndArray();
+    w.EndObject();
   }
-  return j;
+  const v1::SshInfo& ssh = f.ssh();
+  WriteObjectIfAny(w, "ssh", !ssh.client().empty() || !ssh.server().empty(), [&] {
+    w.FieldIfNotEmpty("client", ssh.client());
+    w.FieldIfNotEmpty("server", ssh.server());
+  });
+  const v1::SslInfo& ssl = f.ssl();
+  const bool any_ssl = !ssl.alpn().empty() || !ssl.cipher_suite().empty() ||
+                       !ssl.client_ja3().empty() || !ssl.client_sni().empty() ||
+                       !ssl.fingerprint().empty() || !ssl.issuer_dn().empty() ||
+                       !ssl.server_cn().empty() || !ssl.server_ja3().empty() ||
+                       !ssl.subject_dn().empty() || !ssl.version().empty();
+  WriteObjectIfAny(w, "ssl", any_ssl, [&] {
+    w.FieldIfNotEmpty("alpn", ssl.alpn());
+    w.FieldIfNotEmpty("cipher_suite", ssl.cipher_suite());
+    w.FieldIfNotEmpty("client_ja3", ssl.client_ja3());
+    w.FieldIfNotEmpty("client_sni", ssl.client_sni());
+    w.FieldIfNotEmpty("fingerprint", ssl.fingerprint());
+    w.FieldIfNotEmpty("issuer_dn", ssl.issuer_dn());
+    w.FieldIfNotEmpty("server_cn", ssl.server_cn());
+    w.FieldIfNotEmpty("server_ja3", ssl.server_ja3());
+    w.FieldIfNotEmpty("subject_dn", ssl.subject_dn());
+    w.FieldIfNotEmpty("version", ssl.version());
+  });
+  w.Field("vlan_id", f.vlan_id());
+  w.EndObject();
 }
 
-json FlowCountersJson(const v1::FlowCounters& c) {
-  return json{{"digest", c.digest()},
-              {"last_seen_at", c.last_seen_at()},
-              {"local_bytes", c.local_bytes()},
-              {"other_bytes", c.other_bytes()},
-              {"local_packets", c.local_packets()},
-              {"other_packets", c.other_packets()},
-              {"total_bytes", c.total_bytes()},
-              {"total_packets", c.total_packets()},
-              {"detection_packets", c.detection_packets()}};
+void WriteFlowCounters(JsonWriter& w, const v1::FlowCounters& c) {
+  w.BeginObject();
+  w.Field("detection_packets", c.detection_packets());
+  w.Field("digest", c.digest());
+  w.Field("last_seen_at", c.last_seen_at());
+  w.Field("local_bytes", c.local_bytes());
+  w.Field("local_packets", c.local_packets());
+  w.Field("other_bytes", c.other_bytes());
+  w.Field("other_packets", c.other_packets());
+  w.Field("total_bytes", c.total_bytes());
+  w.Field("total_packets", c.total_packets());
+  w.EndObject();
 }
 
-// The keys every flow message shares (netifyd-socket.md: interface, internal, established).
-json FlowEnvelopeJson(const v1::FlowContext& context, json&& flow) {
-  json j{{"established", context.established()},
-         {"internal", context.internal()},
-         {"flow", std::move(flow)}};
-  PutString(j, "interface", context.interface());
-  return j;
+// The three flow messages share their envelope: established, flow, interface, internal,
+// (reason), type.
+template <typename WriteFlow>
+void WriteFlowMessage(JsonWriter& w, const v1::FlowContext& context, WriteFlow write_flow,
+                      std::string_view reason, std::string_view type) {
+  w.Field("established", context.established());
+  w.Key("flow");
+  write_flow();
+  w.FieldIfNotEmpty("interface", context.interface());
+  w.Field("internal", context.internal());
+  w.FieldIfNotEmpty("reason", reason);
+  w.Field("type", type);
 }
 
 }  // namespace
@@ -285,38 +370,50 @@ std::string_view OtherTypeName(v1::OtherType type) {
 }
 
 std::string EncodeNetifydPayload(const v1::Event& event, const v1::AgentIdentity* source) {
-  json j;
+  std::string payload;
+  payload.reserve(1024);
+  JsonWriter w(&payload);
+  w.BeginObject();
+  if (source != nullptr) WriteAgent(w, *source);
   switch (event.body_case()) {
-    case v1::Event::kAgentHello:
-      j = HelloJson(event.agent_hello());
+    case v1::Event::kAgentHello: {
+      const v1::AgentHello& hello = event.agent_hello();
+      w.FieldIfNotEmpty("agent_version", hello.agent_version());
+      w.FieldIfNotEmpty("build_version", hello.build_version());
+      w.Field("json_version", hello.json_version());
+      w.Field("type", "agent_hello");
       break;
+    }
     case v1::Event::kAgentStatus:
-      j = StatusJson(event.agent_status());
+      WriteStatus(w, event.agent_status());
+      w.Field("type", "agent_status");
+      WriteStatusTail(w, event.agent_status());
       break;
     case v1::Event::kDefinitions:
-      j = json{{"protocols", TagsJson(event.definitions().protocols())},
-               {"applications", TagsJson(event.definitions().applications())}};
+      WriteTags(w, "applications", event.definitions().applications());
+      WriteTags(w, "protocols", event.definitions().protocols());
+      w.Field("type", "definitions");
       break;
     case v1::Event::kFlow:
-      j = FlowEnvelopeJson(event.flow().context(), FlowMetadataJson(event.flow().flow()));
+      WriteFlowMessage(
+          w, event.flow().context(), [&] { WriteFlowMetadata(w, event.flow().flow()); }, "",
+          "flow");
       break;
     case v1::Event::kFlowStats:
-      j = FlowEnvelopeJson(event.flow_stats().context(),
-                           FlowCountersJson(event.flow_stats().flow()));
+      WriteFlowMessage(
+          w, event.flow_stats().context(), [&] { WriteFlowCounters(w, event.flow_stats().flow()); },
+          "", "flow_stats");
       break;
     case v1::Event::kFlowPurge:
-      j = FlowEnvelopeJson(event.flow_purge().context(),
-                           FlowCountersJson(event.flow_purge().flow()));
-      j["reason"] = PurgeReasonName(event.flow_purge().reason());
+      WriteFlowMessage(
+          w, event.flow_purge().context(), [&] { WriteFlowCounters(w, event.flow_purge().flow()); },
+          PurgeReasonName(event.flow_purge().reason()), "flow_purge");
       break;
     case v1::Event::BODY_NOT_SET:
-      j = json::object();
+      w.Field("type", "unknown");
       break;
   }
-  std::string_view type = NetifydTypeName(event);
-  j["type"] = type.empty() ? "unknown" : std::string(type);
-  if (source != nullptr) PutObject(j, "agent", AgentJson(*source));
-  std::string payload = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  w.EndObject();
   payload += '\n';
   return payload;
 }

@@ -145,3 +145,113 @@ TEST(NetifydFrameReader, RejectsMalformedHeadersAndBodies) {
 
 }  // namespace
 }  // namespace flowgate
+
+namespace flowgate {
+namespace {
+
+// Every object's keys ascend, at every depth, as netifyd's do.
+void ExpectSortedKeys(const nlohmann::ordered_json& j, const std::string& where) {
+  if (j.is_object()) {
+    std::string previous;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      EXPECT_LT(previous, it.key()) << "keys out of order at " << where;
+      previous = it.key();
+      ExpectSortedKeys(it.value(), where + "." + it.key());
+    }
+  } else if (j.is_array()) {
+    for (const auto& v : j) ExpectSortedKeys(v, where + "[]");
+  }
+}
+
+v1::Event FullStatus() {
+  v1::Event e;
+  v1::AgentStatus* s = e.mutable_agent_status();
+  s->set_version(1.9);
+  s->set_cpu_user(0.0);
+  s->set_final(true);
+  auto* i2 = s->add_interfaces();
+  i2->set_name("wlan0");
+  i2->set_role("WAN");
+  i2->add_addr("192.0.2.1");
+  auto* i1 = s->add_interfaces();
+  i1->set_name("eth0");
+  i1->set_role("LAN");
+  i1->set_state("up");
+  s->add_stats()->set_name("wlan0");
+  s->add_stats()->set_name("eth0");
+  (*s->mutable_devices())["02:00:00:00:00:02"].add_addr("10.0.0.2");
+  (*s->mutable_devices())["02:00:00:00:00:01"].add_addr("10.0.0.1");
+  s->mutable_flows()->set_active(3);
+  s->mutable_transport()->set_spool_bytes(7);
+  s->mutable_gateway()->add_json_client()->set_peer("unix:/x");
+  return e;
+}
+
+TEST(NetifydJson, EveryMessageHasSortedKeysAtEveryDepth) {
+  v1::AgentIdentity agent;
+  agent.set_id("id");
+  agent.set_name("n");
+  agent.set_site("s");
+  v1::Event flow;
+  auto* m = flow.mutable_flow()->mutable_flow();
+  m->set_digest("d");
+  m->mutable_ssl()->set_version("0x0303");
+  m->mutable_ssl()->set_client_sni("a");
+  m->mutable_ssl()->set_server_ja3("b");
+  m->mutable_http()->set_url("/");
+  m->mutable_http()->set_user_agent("ua");
+  m->mutable_dns()->set_query("q");
+  m->mutable_dns()->set_query_type(1);
+  m->mutable_dhcp()->set_fingerprint("f");
+  m->mutable_ssh()->set_client("c");
+  m->mutable_bt()->set_info_hash("h");
+  m->mutable_risks()->add_risks(5);
+  v1::Event purge;
+  purge.mutable_flow_purge()->set_reason(v1::PURGE_REASON_CLOSED);
+  v1::Event stats;
+  stats.mutable_flow_stats()->mutable_flow()->set_local_bytes(1);
+  v1::Event hello;
+  hello.mutable_agent_hello()->set_agent_version("1");
+  v1::Event definitions;
+  auto* tag = definitions.mutable_definitions()->add_protocols();
+  tag->set_id(7);
+  tag->set_tag("HTTP");
+  for (const v1::Event& e : {flow, purge, stats, hello, definitions, FullStatus()}) {
+    for (const v1::AgentIdentity* source : {static_cast<const v1::AgentIdentity*>(nullptr),
+                                            static_cast<const v1::AgentIdentity*>(&agent)}) {
+      const std::string payload = EncodeNetifydPayload(e, source);
+      ExpectSortedKeys(nlohmann::ordered_json::parse(payload), std::string(NetifydTypeName(e)));
+    }
+  }
+}
+
+TEST(NetifydJson, StatusKeepsFloatsFloatsAndOrdersMapsByName) {
+  const std::string payload = EncodeNetifydPayload(FullStatus(), nullptr);
+  EXPECT_NE(payload.find("\"cpu_user\":0.0"), std::string::npos) << payload;
+  EXPECT_NE(payload.find("\"version\":1.9"), std::string::npos) << payload;
+  EXPECT_NE(payload.find("\"final\":true"), std::string::npos) << payload;
+  nlohmann::json j = nlohmann::json::parse(payload);
+  EXPECT_EQ(j["interfaces"]["eth0"]["state"], "up");
+  EXPECT_EQ(j["interfaces"]["wlan0"]["addr"][0], "192.0.2.1");
+  EXPECT_EQ(j["devices"]["02:00:00:00:00:01"][0], "10.0.0.1");
+  EXPECT_EQ(j["flow_table"]["active"], 3);
+  EXPECT_EQ(j["transport"]["spool_bytes"], 7);
+  EXPECT_EQ(j["gateway"]["json_client"][0]["peer"], "unix:/x");
+}
+
+TEST(NetifydJson, EscapesControlCharactersQuotesAndBackslashes) {
+  v1::Event e = SampleFlow();
+  e.mutable_flow()->mutable_flow()->set_host_server_name(std::string("a\"b\\c\n\x01\td", 9));
+  const std::string payload = EncodeNetifydPayload(e, nullptr);
+  EXPECT_EQ(payload.find('\n'), payload.size() - 1);
+  EXPECT_EQ(nlohmann::json::parse(payload)["flow"]["host_server_name"],
+            std::string("a\"b\\c\n\x01\td", 9));
+  // Valid multi-byte UTF-8 passes through unchanged; overlong and surrogate forms do not.
+  e.mutable_flow()->mutable_flow()->set_host_server_name("caf\xC3\xA9 \xE2\x82\xAC \xC0\xAF \xED\xA0\x80");
+  nlohmann::json j = nlohmann::json::parse(EncodeNetifydPayload(e, nullptr));
+  EXPECT_EQ(j["flow"]["host_server_name"],
+            "caf\xC3\xA9 \xE2\x82\xAC \xEF\xBF\xBD\xEF\xBF\xBD \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+}
+
+}  // namespace
+}  // namespace flowgate
