@@ -67,7 +67,20 @@ int main(int argc, char** argv) {
   flags.AddString("name", "", "NAME", "Agent name shown by the gateway (default: host name)",
                   &options.name);
   flags.AddString("site", "", "SITE", "Site name shown by the gateway", &options.site);
-  flags.AddString("state-dir", "", "DIR", "Keep the agent's identity in DIR", &options.state_dir);
+  flags.AddString("state-dir", "", "DIR",
+                  "Keep the agent's identity, and its spool of unacknowledged batches, in DIR",
+                  &options.state_dir);
+  flags.AddByteSize("spool-max-bytes",
+                    "Unacknowledged batches kept (on disk with --state-dir); past it the oldest "
+                    "are dropped and counted (default: 256MiB)",
+                    &options.spool_max_bytes, 65536);
+  flags.AddBool("compress", "Compress batches to the gateway with zstd", &options.compress);
+  flags.AddString("key", "", "FILE", "This agent's CURVE key pair (flowgate keygen)",
+                  &options.key_file);
+  flags.AddString("gateway-key", "", "FILE", "The gateway's CURVE public key (NAME.pub)",
+                  &options.gateway_key_file);
+  flags.AddBool("plaintext", "Talk to the gateway unencrypted and unauthenticated",
+                &options.plaintext);
   flags.AddOption("local-net", "", "CIDR", "A network whose addresses are local (repeatable)",
                   [&](std::string_view v) {
                     options.local_networks.emplace_back(v);
@@ -91,6 +104,11 @@ int main(int argc, char** argv) {
     }
     if (options.update_interval_ms < 1000) {
       return Status::InvalidArgument("--update-interval must be at least 1s");
+    }
+    if (!options.gateway.empty() && !options.plaintext &&
+        (options.key_file.empty() || options.gateway_key_file.empty())) {
+      return Status::InvalidArgument(
+          "--gateway needs --key FILE and --gateway-key FILE (CURVE), or --plaintext");
     }
     return Status::Ok();
   });

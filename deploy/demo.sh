@@ -61,8 +61,9 @@ summary() {
 trap cleanup EXIT
 trap 'exit 0' INT TERM
 
+# Loopback only, so the demo runs its agents in plain text (a fleet uses CURVE keys).
 build/bin/flowgate-gateway --data-dir "$workdir/data" --agents-listen "tcp://127.0.0.1:$port" \
-  --json-socket "$socket" --status-interval 5s 2>"$workdir/gateway.log" &
+  --agents-plaintext --json-socket "$socket" --status-interval 5s 2>"$workdir/gateway.log" &
 gateway_pid=$!
 for _ in $(seq 1 100); do
   grep -q "ready" "$workdir/gateway.log" 2>/dev/null && break
@@ -96,7 +97,7 @@ while true; do
       --start-ms "$now_ms" --duration 4s --client-net "10.$i.0.0"
     build/bin/flowgate-agent -r "$pcap" --gateway "tcp://127.0.0.1:$port" --name "probe-$site" \
       --site "$site" --state-dir "$workdir/state-$site" --local-net "10.$i.0.0/16" \
-      --update-interval 5s 2>>"$workdir/agent-$site.log" &
+      --update-interval 5s --plaintext 2>>"$workdir/agent-$site.log" &
     pids+=($!)
   done
   for pid in "${pids[@]}"; do wait "$pid" || echo "demo: an agent failed (see $workdir/agent-*.log)" >&2; done

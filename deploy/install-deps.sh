@@ -10,6 +10,8 @@ PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libndpi-dev libpcap-dev librocksdb-dev libzmq3-dev cppzmq-dev
   nlohmann-json3-dev libssl-dev libgtest-dev libgmock-dev
+  # zstd compression of agent batches (issue 4)
+  libzstd-dev
   # the libFuzzer target (tests/fuzz)
   clang-14 libclang-rt-14-dev
   # tests and demo: real clients of the JSON socket, live-capture tools

@@ -26,11 +26,23 @@ int main(int argc, char** argv) {
       "Receives flow events from flowgate agents over ZeroMQ, stores them in RocksDB under\n"
       "--data-dir, and streams the merged fleet stream in netifyd's JSON socket format:\n"
       "  nc -U /run/flowgate/flowgate.sock | jq -c 'select(.type==\"flow\")'\n"
-      "Stops cleanly on SIGINT or SIGTERM.");
+      "Stops cleanly on SIGINT or SIGTERM; SIGHUP re-reads the agent allow-list.");
   flags.AddString("data-dir", "", "DIR", "RocksDB directory (created if missing)",
                   &options.data_dir);
   flags.AddString("agents-listen", "", "ENDPOINT",
                   "ZeroMQ endpoint for agents ('*' as port picks one)", &options.agents_listen);
+  flags.AddString("agents-key", "", "FILE",
+                  "The gateway's CURVE key pair for agents (flowgate keygen)",
+                  &options.agents_key_file);
+  flags.AddString("agents-allow", "", "FILE",
+                  "Agent public keys allowed to deliver, one per line (re-read on SIGHUP)",
+                  &options.agents_allow_file);
+  flags.AddBool("agents-plaintext", "Accept agents unencrypted and unauthenticated",
+                &options.agents_plaintext);
+  uint64_t offline_after = options.agent_offline_after;
+  flags.AddUint("agent-offline-after", "N",
+                "List an agent offline after N status intervals without a batch (default: 3)",
+                &offline_after, 1, 1000);
   // --json-filter applies to the listener named just before it.
   std::string last_listener;
   flags.AddOption("json-socket", "", "PATH",
@@ -91,13 +103,47 @@ int main(int argc, char** argv) {
                     &options.status_interval_ms);
   flags.AddBool("sync-writes", "fsync the store on every batch (survives power loss)",
                 &options.sync_writes);
+  flags.AddString("grpc-listen", "", "HOST:PORT",
+                  "Serve the gRPC API (queries, top, subscribe, agents; health and reflection) "
+                  "on HOST:PORT, e.g. 127.0.0.1:7152 (default: off)",
+                  &options.grpc_listen);
+  flags.AddString("grpc-tls-cert", "", "FILE", "PEM certificate chain for gRPC TLS",
+                  &options.grpc_tls_cert);
+  flags.AddString("grpc-tls-key", "", "FILE", "PEM private key for gRPC TLS",
+                  &options.grpc_tls_key);
+  flags.AddString("grpc-token-file", "", "FILE",
+                  "Require 'authorization: Bearer TOKEN' on gRPC calls, TOKEN read from FILE",
+                  &options.grpc_token_file);
+  flags.AddDuration("retention",
+                    "Drop stored events and flows older than DURATION, e.g. 7d (0: keep)",
+                    &options.retention_ms);
+  flags.AddByteSize("max-disk",
+                    "Drop the oldest stored data while the store exceeds SIZE, e.g. 20GiB (0: no "
+                    "cap)",
+                    &options.max_disk_bytes, 1u << 20);
+  flags.AddDuration("retention-interval", "Time between retention checks",
+                    &options.retention_interval_ms);
   flags.AddLogLevel();
   std::optional<int> exit_code = ParseMainFlags(flags, argc, argv, [&]() -> Status {
     if (options.data_dir.empty()) {
       return Status::InvalidArgument("no data dir given: use --data-dir DIR (see --help)");
     }
+    if (!options.agents_plaintext &&
+        (options.agents_key_file.empty() || options.agents_allow_file.empty())) {
+      return Status::InvalidArgument(
+          "agents need --agents-key FILE and --agents-allow FILE (CURVE), or --agents-plaintext");
+    }
+    options.agent_offline_after = static_cast<uint32_t>(offline_after);
     if (options.status_interval_ms < 1000) {
       return Status::InvalidArgument("--status-interval must be at least 1s");
+    }
+    if (options.grpc_listen.empty() &&
+        !(options.grpc_tls_cert + options.grpc_tls_key + options.grpc_token_file).empty()) {
+      return Status::InvalidArgument(
+          "--grpc-tls-cert, --grpc-tls-key and --grpc-token-file need --grpc-listen");
+    }
+    if (options.retention_interval_ms < 100) {
+      return Status::InvalidArgument("--retention-interval must be at least 100ms");
     }
     if (options.json_sockets.empty() && options.json_tcp.empty()) {
       options.json_sockets.push_back(kDefaultJsonSocket);
@@ -111,6 +157,7 @@ int main(int argc, char** argv) {
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGINT);
   sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGHUP);  // not a stop: re-read the agent allow-list
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   std::signal(SIGPIPE, SIG_IGN);
 
@@ -129,6 +176,10 @@ int main(int argc, char** argv) {
   while (true) {
     int signal = sigtimedwait(&stop_signals, nullptr, &interval);
     if (signal == SIGINT || signal == SIGTERM) break;
+    if (signal == SIGHUP) {
+      (void)(*gw)->ReloadAgentKeys();  // logs its own outcome
+      continue;
+    }
     (*gw)->PublishStatus();
   }
   Log(LogLevel::kInfo, "gateway", "stopping");

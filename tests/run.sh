@@ -32,3 +32,9 @@ cmake --build build-fuzz -j "$jobs" --target flowgate_fuzz_decoder
 mkdir -p build-fuzz/corpus  # new inputs go here, not into the seed corpus in the tree
 build-fuzz/bin/flowgate_fuzz_decoder -max_total_time=30 -timeout=10 -rss_limit_mb=2048 \
   -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus
+
+echo "== fuzz: gateway envelope decoder (libFuzzer under ASan+UBSan, 20 s)"
+cmake --build build-fuzz -j "$jobs" --target flowgate_fuzz_envelope
+mkdir -p build-fuzz/envelope_corpus
+build-fuzz/bin/flowgate_fuzz_envelope -max_total_time=20 -timeout=10 -rss_limit_mb=2048 \
+  -print_final_stats=1 build-fuzz/envelope_corpus tests/fuzz/envelope_corpus

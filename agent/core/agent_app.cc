@@ -21,6 +21,7 @@
 #include "core/worker.h"
 #include "export/gateway_client.h"
 #include "export/json_stream_sink.h"
+#include "flowgate/common/curve_keys.h"
 #include "flowgate/common/identity.h"
 #include "flowgate/common/log.h"
 #include "flowgate/common/netifyd_json.h"
@@ -294,8 +295,21 @@ class Agent {
       client_options.identity = identity_;
       // A file loses nothing by waiting; live capture must not stall behind the gateway.
       client_options.block_when_full = options_.interfaces.empty();
+      if (!options_.state_dir.empty()) client_options.spool_dir = options_.state_dir + "/spool";
+      client_options.spool_max_bytes = options_.spool_max_bytes;
+      client_options.compress = options_.compress;
+      if (!options_.plaintext) {
+        Result<CurveKeyPair> pair = ReadCurveKeyPair(options_.key_file);
+        if (!pair.ok()) return pair.status();
+        Result<std::string> server = ReadCurvePublicKey(options_.gateway_key_file);
+        if (!server.ok()) return server.status();
+        client_options.curve_public_key = pair->public_key;
+        client_options.curve_secret_key = pair->secret_key;
+        client_options.curve_server_key = *server;
+      }
       auto client = GatewayClient::Create(std::move(client_options));
       if (!client.ok()) return client.status();
+      gateway_client_ = client->get();
       sinks.push_back(std::move(client).value());
     }
     sink_ = std::make_unique<LockedSink>(std::make_unique<FanOutSink>(std::move(sinks)));
@@ -491,6 +505,18 @@ class Agent {
                                                 .count()),
                       s);
     s->set_final(final);
+    if (gateway_client_ != nullptr) {
+      const GatewayClientStats t = gateway_client_->stats();
+      v1::TransportStats* transport = s->mutable_transport();
+      transport->set_batches_sent(t.batches_sent);
+      transport->set_batches_acked(t.batches_acked);
+      transport->set_batches_resent(t.batches_resent);
+      transport->set_events_sent(t.events_sent);
+      transport->set_events_dropped(t.events_dropped);
+      transport->set_spool_bytes(t.spool_bytes);
+      transport->set_spool_batches(t.spool_batches);
+      transport->set_queue_dropped(t.queue_dropped);
+    }
     s->set_flow_count(flows.active());
     s->set_flow_count_prev(previous_flow_count_);
     *s->mutable_flows() = flows;
@@ -530,7 +556,8 @@ class Agent {
   v1::AgentIdentity identity_;
   LocalNetworks local_networks_;
   std::unique_ptr<LockedSink> sink_;
-  EventSink* json_sink_ = nullptr;  // the --json-out part of sink_, if any
+  EventSink* json_sink_ = nullptr;           // the --json-out part of sink_, if any
+  GatewayClient* gateway_client_ = nullptr;  // the --gateway part of sink_, if any
   std::vector<std::unique_ptr<Capture>> captures_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::atomic<int> captures_running_{0};

@@ -37,8 +37,19 @@ struct AgentOptions {
   // Agent name and site, carried in every batch to the gateway. Default: host name, "".
   std::string name;
   std::string site;
-  // Where the agent keeps its identity (agent-id file). Default: none (a new id per run).
+  // Where the agent keeps its identity (agent-id file) and its spool of batches the gateway
+  // has not acknowledged (spool/). Default: none (a new id per run; spool in memory).
   std::string state_dir;
+  // Bytes of unacknowledged batches kept; past it the oldest go (counted). Default: 256 MiB.
+  uint64_t spool_max_bytes = 256u << 20;
+  // Compress batches to the gateway with zstd. Default: false.
+  bool compress = false;
+  // CURVE: this agent's key pair file and the gateway's public key file (flowgate keygen
+  // makes both). REQUIRED with `gateway` unless `plaintext`.
+  std::string key_file;
+  std::string gateway_key_file;
+  // Talk to the gateway unencrypted and unauthenticated. Default: false.
+  bool plaintext = false;
   // Networks whose addresses count as local (orientation of flows). Default: none; private
   // ranges still rank above public ones.
   std::vector<std::string> local_networks;

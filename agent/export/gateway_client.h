@@ -1,9 +1,14 @@
 // Delivers an agent's events to its gateway over ZeroMQ (DEALER -> gateway ROUTER).
 //
 // Events are batched into Envelopes by count, size and time, numbered per boot, and kept
-// until the gateway acknowledges them; an unacknowledged batch is resent after a timeout
-// (and so after a reconnect). The gateway applies each (agent, boot, sequence) once, so a
-// resend never duplicates data.
+// in a spool (files in `spool_dir`, so they survive a kill -9 of the agent) until the
+// gateway acknowledges them; at most `max_unacked_batches` are in flight, and one is resent
+// after a timeout, a reconnect, or when the gateway says an earlier one is still due. The
+// gateway applies each (agent, boot, sequence) once and in order, so a resend never
+// duplicates data. Each envelope carries its boot's resend floor (the lowest sequence the
+// spool still holds): when the spool overflows, the oldest batches go, their events are
+// counted as dropped, and the floor tells the gateway it may skip them. Batches left in the
+// spool by an earlier run are resent with their original boot id and sequence.
 //
 // Threading: one internal thread owns the ZeroMQ context and socket. Emit() and Flush()
 // may be called from any one other thread.
@@ -12,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "export/event_sink.h"
 
@@ -32,10 +38,23 @@ struct GatewayClientOptions {
   uint32_t max_unacked_batches = 64;
   // Resend a batch that has not been acknowledged within this time. Default: 5000 ms.
   uint32_t ack_timeout_ms = 5000;
+  // Directory of the on-disk spool (created if missing); batches left there by an earlier
+  // run are resent first. Default: none (the spool is in memory only).
+  std::string spool_dir;
+  // Bytes of unacknowledged batches kept at most. When a new batch does not fit, the oldest
+  // are dropped and counted (events_dropped), unless block_when_full. Default: 256 MiB.
+  uint64_t spool_max_bytes = 256u << 20;
+  // Compress each batch with zstd (worth it on slow WAN links). Default: false.
+  bool compress = false;
+  // CURVE: the gateway's public key and this agent's key pair (Z85). All three, or none
+  // for plain text (which the caller must have been asked for explicitly). Default: none.
+  std::string curve_server_key;
+  std::string curve_public_key;
+  std::string curve_secret_key;
   // Events waiting to be batched, at most. Default: 262144.
   uint32_t max_queued_events = 262144;
-  // When the queue is full: wait (offline files: nothing is lost by waiting) or drop the
-  // event and count it (live capture must never stall). Default: false (drop).
+  // When the queue or spool is full: wait (offline files: nothing is lost by waiting) or
+  // drop and count (live capture must never stall). Default: false (drop).
   bool block_when_full = false;
 };
 
@@ -48,6 +67,12 @@ struct GatewayClientStats {
   uint64_t events_acked = 0;
   uint64_t queue_dropped = 0;
   uint64_t unacked_batches = 0;
+  uint64_t events_dropped = 0;  // lost because the spool was full (oldest first)
+  uint64_t spool_bytes = 0;     // bytes of batches held (sent or not) awaiting an ack
+  uint64_t spool_batches = 0;
+  uint64_t spool_restored = 0;        // batches found in the spool at start (an earlier run's)
+  uint64_t spool_errors = 0;          // spool files that could not be written, read or removed
+  uint64_t batches_out_of_order = 0;  // acks saying an earlier batch was still due
 };
 
 class GatewayClient final : public EventSink {
@@ -60,10 +85,14 @@ class GatewayClient final : public EventSink {
 
   void Emit(const v1::Event& event) override;
   // Sends what is queued at once and waits until the gateway acknowledged everything
-  // emitted so far, or `timeout_ms` passed (DeadlineExceeded naming the gateway).
+  // emitted so far and every batch restored from the spool, or `timeout_ms` passed
+  // (DeadlineExceeded naming the gateway).
   Status Flush(uint64_t timeout_ms) override;
 
   GatewayClientStats stats() const;
+  // Send-to-acknowledgement times (microseconds, from the batch's latest send) of batches
+  // acknowledged since the last call; at most 1,048,576 are kept. Thread-safe.
+  std::vector<uint32_t> TakeAckLatenciesUs();
 
  private:
   class Impl;

@@ -7,13 +7,16 @@
 #include <thread>
 #include <unordered_map>
 
+#include "api/grpc_server.h"
 #include "api/json_socket_server.h"
 #include "classify/ndpi_classifier.h"
+#include "flowgate/common/curve_keys.h"
 #include "flowgate/common/filter.h"
 #include "flowgate/common/identity.h"
 #include "flowgate/common/log.h"
 #include "flowgate/common/netifyd_json.h"
 #include "flowgate/storage/flow_store.h"
+#include "flowgate/storage/retention.h"
 #include "ingest/agent_listener.h"
 
 namespace flowgate::gateway {
@@ -26,7 +29,9 @@ class GatewayImpl final : public Gateway {
 
   Status Open() {
     Result<std::unique_ptr<storage::FlowStore>> store = storage::OpenRocksFlowStore(
-        {.path = options_.data_dir, .sync_writes = options_.sync_writes});
+        {.path = options_.data_dir,
+         .sync_writes = options_.sync_writes,
+         .offline_after_missed_intervals = options_.agent_offline_after});
     if (!store.ok()) return store.status();
     store_ = std::move(store).value();
 
@@ -46,9 +51,43 @@ class GatewayImpl final : public Gateway {
 
     if (options_.replay_active) FLOWGATE_RETURN_IF_ERROR(LoadActiveFlows());
     FLOWGATE_RETURN_IF_ERROR(StartJsonServers());
+    if (options_.retention_ms != 0 || options_.max_disk_bytes != 0) {
+      retention_ = std::make_unique<storage::Retention>(
+          storage::RetentionOptions{.max_age_ms = options_.retention_ms,
+                                    .max_disk_bytes = options_.max_disk_bytes,
+                                    .interval_ms = options_.retention_interval_ms,
+                                    .now_ms = {}},
+          *store_);
+      Log(LogLevel::kInfo, "gateway",
+          "retention: age " +
+              (options_.retention_ms == 0 ? std::string("unlimited")
+                                          : std::to_string(options_.retention_ms) + " ms") +
+              ", disk cap " +
+              (options_.max_disk_bytes == 0 ? std::string("none")
+                                            : std::to_string(options_.max_disk_bytes) + " bytes"));
+    }
+    if (!options_.grpc_listen.empty()) {
+      Result<std::unique_ptr<GrpcServer>> grpc =
+          GrpcServer::Start({.listen = options_.grpc_listen,
+                             .tls_cert_file = options_.grpc_tls_cert,
+                             .tls_key_file = options_.grpc_tls_key,
+                             .token_file = options_.grpc_token_file},
+                            *store_);
+      if (!grpc.ok()) return grpc.status();
+      grpc_ = std::move(grpc).value();
+    }
 
+    AgentListenerOptions listener_options;
+    listener_options.endpoint = options_.agents_listen;
+    if (!options_.agents_plaintext) {
+      Result<CurveKeyPair> keys = ReadCurveKeyPair(options_.agents_key_file);
+      if (!keys.ok()) return keys.status();
+      listener_options.curve_public_key = keys->public_key;
+      listener_options.curve_secret_key = keys->secret_key;
+      listener_options.allow_list_file = options_.agents_allow_file;
+    }
     Result<std::unique_ptr<AgentListener>> listener = AgentListener::Create(
-        {.endpoint = options_.agents_listen}, *store_,
+        std::move(listener_options), *store_,
         [this](const std::vector<v1::StoredEvent>& events) { Fanout(events); });
     if (!listener.ok()) return listener.status();
     listener_ = std::move(listener).value();
@@ -84,6 +123,11 @@ class GatewayImpl final : public Gateway {
     for (JsonServer& group : json_servers_) group.server->Publish(status);
   }
 
+  Status ReloadAgentKeys() override {
+    AgentListener* listener = listener_view_.load();
+    return listener == nullptr ? Status::Ok() : listener->ReloadAllowList();
+  }
+
   void Stop() override {
     // Reverse order of start: no new batches, then no clients, then close the store.
     listener_view_ = nullptr;
@@ -92,6 +136,10 @@ class GatewayImpl final : public Gateway {
     for (JsonServer& group : json_servers_) group.server->Stop();
     listener_.reset();
     json_servers_.clear();
+    if (retention_) retention_->Stop();
+    retention_.reset();
+    if (grpc_) grpc_->Stop();
+    grpc_.reset();
     store_.reset();
   }
 
@@ -99,6 +147,7 @@ class GatewayImpl final : public Gateway {
   // Ingest thread: every stored event goes to every JSON client, naming its agent.
   void Fanout(const std::vector<v1::StoredEvent>& events) {
     if (options_.replay_active) TrackActiveFlows(events);
+    if (grpc_ && !events.empty()) grpc_->NotifyStored(events.back().gateway_sequence());
     for (const v1::StoredEvent& stored : events) {
       Frame frame;  // encoded once, for the first listener that wants it
       for (JsonServer& group : json_servers_) {
@@ -257,6 +306,9 @@ class GatewayImpl final : public Gateway {
   // Built once at start and not resized while json_ready_ is true.
   std::vector<JsonServer> json_servers_;
   std::unique_ptr<AgentListener> listener_;
+  // Started before the listener and stopped after it, so Fanout may use it unguarded.
+  std::unique_ptr<GrpcServer> grpc_;
+  std::unique_ptr<storage::Retention> retention_;
   Frame hello_frame_, definitions_frame_;
   // What the server thread's status frames may read while the main thread starts and
   // stops the components (the unique_ptrs above are the owners).

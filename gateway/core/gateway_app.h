@@ -18,6 +18,16 @@ struct GatewayOptions {
   std::string data_dir;
   // ZeroMQ endpoint for agents. Default: tcp://127.0.0.1:7151.
   std::string agents_listen = "tcp://127.0.0.1:7151";
+  // CURVE for agents: the gateway's key pair file and the allow-list of agent public keys
+  // (see flowgate/common/curve_keys.h; re-read by ReloadAgentKeys). REQUIRED unless
+  // agents_plaintext.
+  std::string agents_key_file;
+  std::string agents_allow_file;
+  // Accept agents unencrypted and unauthenticated. Default: false.
+  bool agents_plaintext = false;
+  // An agent is listed offline after this many of its status intervals without a batch.
+  // Default: 3.
+  uint32_t agent_offline_after = 3;
   // netifyd-compatible JSON socket paths. Default: none (main() supplies
   // /run/flowgate/flowgate.sock when no listener is configured).
   std::vector<std::string> json_sockets;
@@ -38,6 +48,21 @@ struct GatewayOptions {
   uint64_t status_interval_ms = 15'000;
   // fsync the store's log on every batch. Default: false.
   bool sync_writes = false;
+  // gRPC API (FlowService, health, reflection), HOST:PORT; port 0 picks one. Off by default
+  // so that a gateway opens no query port nobody asked for. Default: "" (off).
+  std::string grpc_listen;
+  // PEM certificate chain and key for gRPC TLS: both or neither. Default: plaintext.
+  std::string grpc_tls_cert;
+  std::string grpc_tls_key;
+  // File with the bearer token gRPC calls must carry. Default: none required.
+  std::string grpc_token_file;
+  // Retention: drop stored data older than this. Default: 0 (keep forever).
+  uint64_t retention_ms = 0;
+  // Retention: drop the oldest data while the store exceeds this many bytes. Default: 0 (no
+  // cap).
+  uint64_t max_disk_bytes = 0;
+  // Time between retention checks. Default: 30 s.
+  uint64_t retention_interval_ms = 30'000;
 };
 
 class Gateway {
@@ -53,6 +78,8 @@ class Gateway {
   virtual std::vector<std::string> json_tcp_addresses() const = 0;
   // Sends the gateway's periodic agent_status to JSON clients. Called by the run loop.
   virtual void PublishStatus() = 0;
+  // Re-reads the agent allow-list (SIGHUP). On error the previous list stays in force.
+  virtual Status ReloadAgentKeys() = 0;
   // Stops listeners, then the store, in reverse order of start. Idempotent.
   virtual void Stop() = 0;
 };

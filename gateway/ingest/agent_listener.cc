@@ -6,6 +6,8 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "flowgate/common/curve_keys.h"
+#include "flowgate/common/envelope_codec.h"
 #include "flowgate/common/log.h"
 
 namespace flowgate::gateway {
@@ -29,9 +31,27 @@ class ZmqAgentListener final : public AgentListener {
   ~ZmqAgentListener() override { Stop(); }
 
   Status Bind() {
+    const bool curve = !options_.curve_secret_key.empty();
+    if (curve) {
+      if (!CurveAvailable()) return Status::Unavailable("this libzmq is built without CURVE");
+      FLOWGATE_RETURN_IF_ERROR(ReloadAllowList());
+      // The ZAP handler must be bound before the first handshake, i.e. before bind().
+      try {
+        zap_.set(zmq::sockopt::linger, 0);
+        zap_.bind("inproc://zeromq.zap.01");
+      } catch (const zmq::error_t& e) {
+        return Status::Internal(std::string("cannot start the ZAP handler: ") + e.what());
+      }
+      zap_thread_ = std::thread([this] { RunZap(); });
+    }
     try {
       socket_.set(zmq::sockopt::linger, 0);
       socket_.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(options_.max_frame_bytes) + 1);
+      if (curve) {
+        socket_.set(zmq::sockopt::curve_server, 1);
+        socket_.set(zmq::sockopt::curve_secretkey, options_.curve_secret_key);
+        socket_.set(zmq::sockopt::zap_domain, "flowgate");
+      }
       socket_.bind(options_.endpoint);
       bound_ = socket_.get(zmq::sockopt::last_endpoint);
     } catch (const zmq::error_t& e) {
@@ -53,9 +73,83 @@ class ZmqAgentListener final : public AgentListener {
   void Stop() override {
     stopping_ = true;
     if (thread_.joinable()) thread_.join();
+    if (zap_thread_.joinable()) zap_thread_.join();
+  }
+
+  Status ReloadAllowList() override {
+    if (options_.curve_secret_key.empty()) return Status::Ok();
+    Result<std::map<std::string, std::string>> allowed =
+        ReadCurveAllowList(options_.allow_list_file);
+    if (!allowed.ok()) {
+      Log(LogLevel::kError, "gateway.ingest",
+          "keeping the previous allow-list: " + allowed.status().message());
+      return allowed.status();
+    }
+    std::lock_guard lock(mutex_);
+    allowed_ = std::move(allowed).value();
+    stats_.allow_list_size = allowed_.size();
+    Log(LogLevel::kInfo, "gateway.ingest",
+        "allow-list " + options_.allow_list_file + ": " + std::to_string(allowed_.size()) +
+            " agent keys");
+    return Status::Ok();
   }
 
  private:
+  // The ZAP handler (libzmq's authentication protocol, RFC 27): libzmq asks it about every
+  // CURVE handshake on this context; it answers 200 for a key on the allow-list (with the
+  // key's name as the connection's User-Id) and 400 otherwise. Exceptions stay here.
+  void RunZap() {
+    while (!stopping_) {
+      try {
+        zmq::pollitem_t item{zap_.handle(), 0, ZMQ_POLLIN, 0};
+        zmq::poll(&item, 1, std::chrono::milliseconds(50));
+        if ((item.revents & ZMQ_POLLIN) != 0) AnswerZap();
+      } catch (const zmq::error_t& e) {
+        Log(LogLevel::kError, "gateway.ingest", std::string("ZAP handler: ") + e.what());
+      }
+    }
+  }
+
+  void AnswerZap() {
+    std::vector<zmq::message_t> request;
+    do {
+      request.emplace_back();
+      if (!zap_.recv(request.back(), zmq::recv_flags::none)) return;
+    } while (request.back().more());
+    // version, request id, domain, address, routing id, mechanism, credentials...
+    if (request.size() < 6) return;
+    const std::string mechanism = request[5].to_string();
+    const std::string address = request[3].to_string();
+    std::string key, name;
+    if (mechanism == "CURVE" && request.size() >= 7 && request[6].size() == 32) {
+      char z85[41];
+      zmq_z85_encode(z85, static_cast<const uint8_t*>(request[6].data()), 32);
+      key = z85;
+    }
+    uint64_t refused = 0;
+    {
+      std::lock_guard lock(mutex_);
+      if (auto it = allowed_.find(key); !key.empty() && it != allowed_.end()) {
+        name = it->second;
+      } else {
+        stats_.rejected_unauthorized += 1;
+        refused = ++stats_.unauthorized_by_key[key.empty() ? mechanism : key];
+      }
+    }
+    if (refused != 0 && (refused & (refused - 1)) == 0) {  // 1st, 2nd, 4th... per key
+      Log(LogLevel::kWarning, "gateway.ingest",
+          "refused an agent at " + address + ": key " + (key.empty() ? "(none)" : key) +
+              " is not on the allow-list (" + std::to_string(refused) + " so far)");
+    }
+    const bool ok = refused == 0;
+    zap_.send(zmq::str_buffer("1.0"), zmq::send_flags::sndmore);
+    zap_.send(request[1], zmq::send_flags::sndmore);
+    zap_.send(zmq::buffer(std::string(ok ? "200" : "400")), zmq::send_flags::sndmore);
+    zap_.send(zmq::buffer(std::string(ok ? "OK" : "key not allowed")), zmq::send_flags::sndmore);
+    zap_.send(zmq::buffer(name), zmq::send_flags::sndmore);
+    zap_.send(zmq::str_buffer(""), zmq::send_flags::none);
+  }
+
   void Run() {
     while (!stopping_) {
       zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
@@ -86,27 +180,23 @@ class ZmqAgentListener final : public AgentListener {
       if (!discard.more()) break;
     }
     Count(&AgentListenerStats::frames_received);
+    const std::string peer = MessageProperty(payload, "Peer-Address");
+    const std::string user = MessageProperty(payload, "User-Id");  // allow-list name (CURVE)
 
     v1::Ack ack;
     v1::Envelope envelope;
+    DecodeResult decoded;
     if (extra) {
-      Reject(&ack, v1::ACK_STATUS_MALFORMED, "more than one frame in a message",
-             &AgentListenerStats::rejected_malformed);
-    } else if (payload.size() > options_.max_frame_bytes) {
-      Reject(&ack, v1::ACK_STATUS_TOO_LARGE,
-             "batch of " + std::to_string(payload.size()) + " bytes is over the limit of " +
-                 std::to_string(options_.max_frame_bytes),
-             &AgentListenerStats::rejected_too_large);
-    } else if (!envelope.ParseFromArray(payload.data(), static_cast<int>(payload.size()))) {
-      Reject(&ack, v1::ACK_STATUS_MALFORMED, "batch does not parse as a flowgate envelope",
-             &AgentListenerStats::rejected_malformed);
-    } else if (envelope.version() != v1::PROTOCOL_VERSION_1) {
-      Reject(&ack, v1::ACK_STATUS_UNSUPPORTED_VERSION,
-             "protocol version " + std::to_string(envelope.version()) +
-                 " is not supported (this gateway speaks 1)",
-             &AgentListenerStats::rejected_version);
+      decoded = {RejectReason::kMalformed, "more than one frame in a message"};
     } else {
-      Apply(envelope, &ack);
+      decoded =
+          DecodeEnvelope(std::string_view(static_cast<const char*>(payload.data()), payload.size()),
+                         options_.max_frame_bytes, &envelope);
+    }
+    if (decoded.ok()) {
+      Apply(envelope, peer, &ack);
+    } else {
+      Reject(&ack, decoded, envelope.agent(), peer, user);
     }
     ack.set_boot_id(envelope.agent().boot_id());
     ack.set_sequence(envelope.sequence());
@@ -115,21 +205,63 @@ class ZmqAgentListener final : public AgentListener {
     socket_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
   }
 
-  void Reject(v1::Ack* ack, v1::AckStatus status, const std::string& why,
-              uint64_t AgentListenerStats::*counter) {
-    Count(counter);
-    ack->set_status(status);
-    ack->set_error(why);
-    Log(LogLevel::kWarning, "gateway.ingest", "refused a batch: " + why);
+  // A property libzmq attached to a received message ("" when it has none, e.g. no
+  // Peer-Address over inproc, no User-Id in plain text).
+  static std::string MessageProperty(zmq::message_t& message, const char* property) {
+    try {
+      return message.gets(property);
+    } catch (const zmq::error_t&) {
+      return "";
+    }
   }
 
-  void Apply(const v1::Envelope& envelope, v1::Ack* ack) {
+  // Counts a refused frame by reason and by the agent it names (if it parsed that far; else
+  // by the allow-list name of its CURVE key, else "unknown"), in the listener's stats and
+  // the agent's registry record, logs it (sparingly: a hostile peer must not flood the
+  // log) and fills the ack.
+  void Reject(v1::Ack* ack, const DecodeResult& decoded, const v1::AgentIdentity& agent,
+              const std::string& peer, const std::string& user = "") {
+    static constexpr struct {
+      RejectReason reason;
+      v1::AckStatus status;
+      uint64_t AgentListenerStats::*counter;
+    } kReasons[] = {
+        {RejectReason::kMalformed, v1::ACK_STATUS_MALFORMED,
+         &AgentListenerStats::rejected_malformed},
+        {RejectReason::kUnsupportedVersion, v1::ACK_STATUS_UNSUPPORTED_VERSION,
+         &AgentListenerStats::rejected_version},
+        {RejectReason::kTooLarge, v1::ACK_STATUS_TOO_LARGE,
+         &AgentListenerStats::rejected_too_large},
+    };
+    const std::string who =
+        !agent.id().empty() ? agent.id() : (!user.empty() ? "key:" + user : "unknown");
+    const std::string reason = RejectReasonName(decoded.reason);
+    uint64_t count = 0;
+    {
+      std::lock_guard lock(mutex_);
+      for (const auto& r : kReasons) {
+        if (r.reason != decoded.reason) continue;
+        stats_.*r.counter += 1;
+        ack->set_status(r.status);
+      }
+      count = ++stats_.rejected_by_agent[who][reason];
+    }
+    ack->set_error(decoded.error);
+    Status recorded = store_.RecordRejection(agent, reason, peer, WallMs());
+    if (!recorded.ok()) Log(LogLevel::kError, "gateway.ingest", recorded.message());
+    if ((count & (count - 1)) == 0) {  // the 1st, 2nd, 4th, 8th... of each kind
+      Log(LogLevel::kWarning, "gateway.ingest",
+          "refused a batch from agent " + who + (peer.empty() ? "" : " at " + peer) + " (" +
+              reason + ", " + std::to_string(count) + " so far): " + decoded.error);
+    }
+  }
+
+  void Apply(const v1::Envelope& envelope, const std::string& peer, v1::Ack* ack) {
     std::vector<v1::StoredEvent> stored;
     Result<storage::AppendResult> result = store_.Append(envelope, WallMs(), &stored);
     if (!result.ok()) {
       if (result.status().code() == StatusCode::kInvalidArgument) {
-        Reject(ack, v1::ACK_STATUS_MALFORMED, result.status().message(),
-               &AgentListenerStats::rejected_malformed);
+        Reject(ack, {RejectReason::kMalformed, result.status().message()}, envelope.agent(), peer);
       } else {
         Count(&AgentListenerStats::store_failures);
         ack->set_status(v1::ACK_STATUS_UNAVAILABLE);
@@ -138,9 +270,18 @@ class ZmqAgentListener final : public AgentListener {
       }
       return;
     }
+    if (!peer.empty()) store_.NoteAgentAddress(envelope.agent().id(), peer);
     if (result->outcome == storage::AppendOutcome::kDuplicate) {
       Count(&AgentListenerStats::batches_duplicate);
       ack->set_status(v1::ACK_STATUS_DUPLICATE);
+      return;
+    }
+    if (result->outcome == storage::AppendOutcome::kOutOfOrder) {
+      // Normal after a reconnect (batches in flight behind a lost one); the agent resends
+      // from the expected sequence, so this is counted, not logged.
+      Count(&AgentListenerStats::batches_out_of_order);
+      ack->set_status(v1::ACK_STATUS_OUT_OF_ORDER);
+      ack->set_expected_sequence(result->expected_sequence);
       return;
     }
     if (result->missing_before > 0) {
@@ -163,6 +304,9 @@ class ZmqAgentListener final : public AgentListener {
   const StoredCallback on_stored_;
   zmq::context_t context_{1};
   zmq::socket_t socket_;
+  zmq::socket_t zap_{context_, zmq::socket_type::rep};  // ZAP handler thread only
+  std::thread zap_thread_;
+  std::map<std::string, std::string> allowed_;  // key -> name; guarded by mutex_
   std::string bound_;
   std::thread thread_;
   std::atomic<bool> stopping_{false};

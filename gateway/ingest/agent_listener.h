@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,6 +24,14 @@ struct AgentListenerOptions {
   std::string endpoint;
   // Frames larger than this are refused (ACK_STATUS_TOO_LARGE). Default: 64 MiB.
   size_t max_frame_bytes = 64u << 20;
+  // The gateway's CURVE key pair (Z85). With it, agents must speak CURVE and their public
+  // keys must be on the allow-list; without it (both empty) the listener is plain text,
+  // which the caller must have been asked for explicitly. Default: none.
+  std::string curve_public_key;
+  std::string curve_secret_key;
+  // File of allowed agent public keys (see flowgate/common/curve_keys.h). REQUIRED with a
+  // key pair; re-read by ReloadAllowList().
+  std::string allow_list_file;
 };
 
 // Why batches were refused; each is counted.
@@ -35,13 +44,23 @@ struct AgentListenerStats {
   uint64_t rejected_version = 0;
   uint64_t rejected_too_large = 0;
   uint64_t store_failures = 0;
+  // Batches that arrived ahead of an earlier one still due (not stored; the agent resends).
+  uint64_t batches_out_of_order = 0;
+  // CURVE handshakes refused because the agent's key is not on the allow-list; by key.
+  uint64_t rejected_unauthorized = 0;
+  std::map<std::string, uint64_t> unauthorized_by_key;
+  uint64_t allow_list_size = 0;
+  // Refusals per agent id ("unknown" when the frame did not say) and reason ("malformed",
+  // "version", "too_large").
+  std::map<std::string, std::map<std::string, uint64_t>> rejected_by_agent;
 };
 
 class AgentListener {
  public:
   using StoredCallback = std::function<void(const std::vector<v1::StoredEvent>&)>;
 
-  // Binds the endpoint (failing with a message naming it) and starts the thread.
+  // Reads the allow-list (with a key pair), binds the endpoint (failing with a message
+  // naming it) and starts the threads (ingest; the ZAP handler with CURVE).
   static Result<std::unique_ptr<AgentListener>> Create(AgentListenerOptions options,
                                                        storage::FlowStore& store,
                                                        StoredCallback on_stored);
@@ -50,6 +69,10 @@ class AgentListener {
   // The endpoint actually bound (with the port chosen for "*").
   virtual const std::string& bound_endpoint() const = 0;
   virtual AgentListenerStats stats() const = 0;
+  // Re-reads the allow-list file (on SIGHUP). On error the previous list stays in force and
+  // the error is returned. New handshakes see the new list; agents already connected stay.
+  // Thread-safe.
+  virtual Status ReloadAllowList() = 0;
   // Stops receiving and joins the thread. Idempotent; the destructor calls it.
   virtual void Stop() = 0;
 };

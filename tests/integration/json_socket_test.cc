@@ -10,10 +10,13 @@
 
 #include <gtest/gtest.h>
 
+#include <condition_variable>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -42,17 +45,26 @@ void SendFlows(TestAgent& agent, int first, int count, int batch = 200) {
   }
 }
 
-// Reads until `count` flow messages have arrived; returns their digests in order.
-std::vector<std::string> ReadFlowDigests(NetifydSocketClient& client, size_t count) {
+// Reads until `count` flow messages have arrived (other messages are skipped), within one
+// overall deadline; returns their digests in order. `progress`, if set, is called after
+// each flow with the number read so far.
+std::vector<std::string> ReadFlowDigests(NetifydSocketClient& client, size_t count,
+                                         const std::function<void(size_t)>& progress = nullptr) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   std::vector<std::string> digests;
   while (digests.size() < count) {
-    std::optional<json> message = client.Next(seconds(30));
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    std::optional<json> message = left.count() > 0 ? client.Next(left) : std::optional<json>();
     if (!message) {
       ADD_FAILURE() << "after " << digests.size() << " of " << count
-                    << " flows: " << client.error();
+                    << " flows: " << (left.count() > 0 ? client.error() : "out of time");
       break;
     }
-    if ((*message)["type"] == "flow") digests.push_back((*message)["flow"]["digest"]);
+    if ((*message)["type"] == "flow") {
+      digests.push_back((*message)["flow"]["digest"]);
+      if (progress) progress(digests.size());
+    }
   }
   return digests;
 }
@@ -187,17 +199,43 @@ TEST_F(JsonSocketTest, StalledClientLosesWholeMessagesAndNobodyElseNotices) {
 
   TestAgent agent(gateway.endpoint(), "probe-1", "site-a");
   constexpr int kFlows = 20000;
-  // The reader keeps up (small batches, read concurrently), so its own 64 KiB never fills.
+  // The reader keeps up: each batch goes out only once the reader has the one before, so
+  // its queue in the gateway never holds more than one batch (well under 64 KiB), however
+  // slow this machine is. The stalled client meanwhile overflows its own.
+  std::mutex mutex;
+  std::condition_variable progressed;
+  size_t read_so_far = 0;
   size_t read_flows = 0;
-  std::thread read_all([&] { read_flows = ReadFlowDigests(reader, kFlows).size(); });
-  SendFlows(agent, 0, kFlows, 20);
+  std::thread read_all([&] {
+    read_flows = ReadFlowDigests(reader, kFlows, [&](size_t n) {
+                   std::lock_guard lock(mutex);
+                   read_so_far = n;
+                   progressed.notify_all();
+                 }).size();
+    std::lock_guard lock(mutex);
+    read_so_far = kFlows;  // done (or failed): release the sender
+    progressed.notify_all();
+  });
+  constexpr int kBatch = 20;
+  for (int n = 0; n < kFlows; n += kBatch) {
+    SendFlows(agent, n, kBatch, kBatch);
+    std::unique_lock lock(mutex);
+    if (!progressed.wait_for(lock, seconds(60),
+                             [&] { return read_so_far >= static_cast<size_t>(n + kBatch); })) {
+      ADD_FAILURE() << "the reader stopped receiving at " << read_so_far;
+      break;
+    }
+  }
   read_all.join();
   EXPECT_EQ(read_flows, static_cast<size_t>(kFlows)) << "the reading client gets every message";
 
   // The gateway's own status (every second) counts the stalled client's drops and shows
   // its queue within the configured bound.
   bool reported = false;
-  while (auto message = reader.Next(seconds(10))) {
+  for (int statuses = 0; !reported && statuses < 30;) {
+    std::optional<json> message = reader.Next(seconds(10));
+    if (!message) break;
+    statuses += (*message)["type"] == "agent_status";
     if ((*message)["type"] != "agent_status" || !message->contains("gateway")) continue;
     const json& g = (*message)["gateway"];
     if (g["json_frames_dropped"].get<uint64_t>() == 0) continue;
@@ -373,9 +411,9 @@ TEST_F(JsonSocketTest, LiveSocketIsRefusedAndStaleOneReplaced) {
   {
     GatewayProcess first(Args({}));
     ASSERT_TRUE(first.ready()) << first.log();
-    CommandResult second =
-        RunCommand({BinaryPath("flowgate-gateway"), "--data-dir", dir_.Sub("data2"),
-                    "--agents-listen", "tcp://127.0.0.1:*", "--json-socket", Socket()});
+    CommandResult second = RunCommand({BinaryPath("flowgate-gateway"), "--data-dir",
+                                       dir_.Sub("data2"), "--agents-listen", "tcp://127.0.0.1:*",
+                                       "--json-socket", Socket(), "--agents-plaintext"});
     EXPECT_NE(second.exit_code, 0);
     EXPECT_NE(second.err.find("in use"), std::string::npos) << second.err;
     EXPECT_EQ(first.Kill(), 128 + SIGKILL);  // leaves a stale socket file behind

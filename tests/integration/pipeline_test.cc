@@ -39,8 +39,12 @@ class Gateway : public GatewayProcess {
 };
 
 CommandResult RunAgent(const std::string& capture, const std::vector<std::string>& extra) {
-  std::vector<std::string> argv = {BinaryPath("flowgate-agent"), "-r", CapturePath(capture),
-                                   "--ndpi-protos", ProtosPath()};
+  std::vector<std::string> argv = {BinaryPath("flowgate-agent"),
+                                   "-r",
+                                   CapturePath(capture),
+                                   "--ndpi-protos",
+                                   ProtosPath(),
+                                   "--plaintext"};
   argv.insert(argv.end(), extra.begin(), extra.end());
   return RunCommand(argv, seconds(120));
 }
@@ -49,7 +53,10 @@ CommandResult RunAgent(const std::string& capture, const std::vector<std::string
 // last event before it exits), returning every message of that agent.
 std::vector<json> ReadAgentStream(NetifydSocketClient& client, const std::string& agent_name) {
   std::vector<json> messages;
-  while (auto message = client.Next(seconds(30))) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::optional<json> message = client.Next(seconds(30));
+    if (!message) break;
     if (!message->contains("agent") || (*message)["agent"].value("name", "") != agent_name)
       continue;
     messages.push_back(*message);
@@ -225,11 +232,11 @@ TEST_F(PipelineTest, AgentRejectsBadInputClearly) {
                      "--max-flows");
   ExpectCleanFailure(RunCommand({agent, "-r", CapturePath("443-git.pcap")}), "--json-out");
   ExpectCleanFailure(RunCommand({agent, "-r", CapturePath("443-git.pcap"), "--gateway",
-                                 "tcp://127.0.0.1:1", "--delivery-timeout", "1s"}),
+                                 "tcp://127.0.0.1:1", "--delivery-timeout", "1s", "--plaintext"}),
                      "tcp://127.0.0.1:1");
-  ExpectCleanFailure(
-      RunCommand({agent, "-r", CapturePath("443-git.pcap"), "--gateway", "nonsense://x"}),
-      "nonsense://x");
+  ExpectCleanFailure(RunCommand({agent, "-r", CapturePath("443-git.pcap"), "--gateway",
+                                 "nonsense://x", "--plaintext"}),
+                     "nonsense://x");
   CommandResult help = RunCommand({agent, "--help"});
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("--gateway"), std::string::npos);
@@ -254,19 +261,23 @@ TEST_F(PipelineTest, GatewayRejectsBadInputClearly) {
   ExpectCleanFailure(RunCommand({gateway, "--bogus"}), "unknown flag '--bogus'");
   ExpectCleanFailure(RunCommand({gateway}), "--data-dir");
   std::ofstream(dir_.Sub("file")) << "x";
-  ExpectCleanFailure(RunCommand({gateway, "--data-dir", dir_.Sub("file") + "/db"}), "file");
   ExpectCleanFailure(
-      RunCommand({gateway, "--data-dir", dir_.Sub("d1"), "--agents-listen", "bogus"}), "bogus");
+      RunCommand({gateway, "--data-dir", dir_.Sub("file") + "/db", "--agents-plaintext"}), "file");
+  ExpectCleanFailure(RunCommand({gateway, "--data-dir", dir_.Sub("d1"), "--agents-listen", "bogus",
+                                 "--agents-plaintext"}),
+                     "bogus");
   // A second gateway on the same data dir is refused, not corrupting the first's store.
   Gateway first(dir_.Sub("data"), dir_.Sub("a.sock"));
   ASSERT_TRUE(first.ready()) << first.log();
-  ExpectCleanFailure(RunCommand({gateway, "--data-dir", dir_.Sub("data"), "--agents-listen",
-                                 "tcp://127.0.0.1:*", "--json-socket", dir_.Sub("b.sock")}),
-                     "in use");
+  ExpectCleanFailure(
+      RunCommand({gateway, "--data-dir", dir_.Sub("data"), "--agents-listen", "tcp://127.0.0.1:*",
+                  "--json-socket", dir_.Sub("b.sock"), "--agents-plaintext"}),
+      "in use");
   // And a second gateway on the same socket path is refused while the first is alive.
-  ExpectCleanFailure(RunCommand({gateway, "--data-dir", dir_.Sub("data2"), "--agents-listen",
-                                 "tcp://127.0.0.1:*", "--json-socket", dir_.Sub("a.sock")}),
-                     "in use");
+  ExpectCleanFailure(
+      RunCommand({gateway, "--data-dir", dir_.Sub("data2"), "--agents-listen", "tcp://127.0.0.1:*",
+                  "--json-socket", dir_.Sub("a.sock"), "--agents-plaintext"}),
+      "in use");
   CommandResult help = RunCommand({gateway, "--help"});
   EXPECT_EQ(help.exit_code, 0);
   EXPECT_NE(help.out.find("--json-socket"), std::string::npos);

@@ -2,6 +2,8 @@
 
 #include <signal.h>
 
+#include <algorithm>
+
 namespace flowgate::testing {
 namespace {
 
@@ -11,6 +13,10 @@ std::vector<std::string> GatewayArgv(const std::vector<std::string>& args) {
   std::vector<std::string> argv = {BinaryPath("flowgate-gateway"), "--agents-listen",
                                    "tcp://127.0.0.1:*"};
   argv.insert(argv.end(), args.begin(), args.end());
+  // Test agents speak plain text unless the test passes keys (transport_security_test).
+  if (std::find(args.begin(), args.end(), "--agents-key") == args.end()) {
+    argv.push_back("--agents-plaintext");
+  }
   return argv;
 }
 

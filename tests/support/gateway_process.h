@@ -13,7 +13,8 @@ namespace flowgate::testing {
 
 class GatewayProcess {
  public:
-  // `args` are flowgate-gateway flags; `--agents-listen tcp://127.0.0.1:*` is added.
+  // `args` are flowgate-gateway flags; `--agents-listen tcp://127.0.0.1:*` is added, and
+  // `--agents-plaintext` unless `args` hold `--agents-key`.
   explicit GatewayProcess(const std::vector<std::string>& args);
 
   bool ready() const { return ready_; }

@@ -72,8 +72,11 @@ TEST(FlowStore, ResentBatchIsAppliedOnce) {
   auto flow = store->GetFlow("agent-1", "d1");
   EXPECT_EQ((*flow)->counters().local_bytes(), 500u) << "a duplicate must not add counters";
 
-  // A new boot starts its own sequence; a skipped sequence is counted as a gap.
-  auto next = store->Append(MakeBatch("boot-2", 3, "d2", 1), 3, nullptr);
+  // A new boot starts its own sequence; a skipped sequence is counted as a gap. Past a gap
+  // only when the agent says it gave the skipped ones up (resend floor, issue 4).
+  v1::Envelope skipping = MakeBatch("boot-2", 3, "d2", 1);
+  skipping.set_resend_floor(3);
+  auto next = store->Append(skipping, 3, nullptr);
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(next->outcome, AppendOutcome::kApplied);
   EXPECT_EQ(next->missing_before, 2u);

@@ -25,11 +25,17 @@ struct FlowStoreOptions {
   // crash (kill -9) of the gateway, but not a power loss of the host.
   // Default: false.
   bool sync_writes = false;
+  // ListAgents reports an agent offline once this many of its status intervals passed
+  // without a batch from it (or after its final status). Default: 3.
+  uint32_t offline_after_missed_intervals = 3;
 };
 
 enum class AppendOutcome {
   kApplied,    // the batch is durable now
   kDuplicate,  // this (agent id, boot id, sequence) was applied before; nothing changed
+  // An earlier sequence of this boot is still due (see Envelope.resend_floor); nothing was
+  // written. `expected_sequence` says which one.
+  kOutOfOrder,
 };
 
 struct AppendResult {
@@ -37,6 +43,14 @@ struct AppendResult {
   // Batches this agent boot skipped before this one (sequence numbers never seen); counted
   // so that loss upstream of the gateway is visible.
   uint64_t missing_before = 0;
+  // With kOutOfOrder: the sequence the store applies next for this agent boot.
+  uint64_t expected_sequence = 0;
+};
+
+// What one FlowStore::DropBefore removed.
+struct DropStats {
+  uint64_t events = 0;
+  uint64_t flows = 0;
 };
 
 class FlowStore {
@@ -47,7 +61,9 @@ class FlowStore {
   // the merged log under the next gateway sequence numbers, flows are upserted (metadata
   // replaced, counters added; no read-modify-write), and the agent boot's high-water mark
   // advances to `envelope.sequence()`. A batch at or below the mark returns kDuplicate and
-  // writes nothing. On success `*stored` (if non-null) receives the events as stored, in
+  // writes nothing. A batch past mark + 1 is applied only if its `resend_floor` equals its
+  // sequence (the agent gave up on the gap); otherwise it returns kOutOfOrder and writes
+  // nothing. On success `*stored` (if non-null) receives the events as stored, in
   // log order, for fan-out.
   // Thread safety: one thread calls Append; readers may run concurrently.
   [[nodiscard]] virtual Result<AppendResult> Append(const v1::Envelope& envelope,
@@ -63,6 +79,14 @@ class FlowStore {
   [[nodiscard]] virtual Status ScanFlows(
       const std::function<bool(const v1::FlowRecord&)>& visit) = 0;
 
+  // Calls `visit` for every stored flow active at some time in [from_ms, to_ms) (see
+  // FlowActiveIn), in no particular order and each flow once, until it returns false.
+  // Thread-safe; sees a consistent snapshot. The default scans every flow; a store with a
+  // time index overrides it to read only the flows whose last activity is at or after
+  // from_ms.
+  [[nodiscard]] virtual Status ScanActiveFlows(
+      uint64_t from_ms, uint64_t to_ms, const std::function<bool(const v1::FlowRecord&)>& visit);
+
   // Appends to *out up to `limit` events of the merged log with gateway sequence greater
   // than `after_sequence`, in order. Thread-safe.
   [[nodiscard]] virtual Status ReadEvents(uint64_t after_sequence, size_t limit,
@@ -71,9 +95,46 @@ class FlowStore {
   // The agents that ever delivered a batch, with their delivery counters. Thread-safe.
   [[nodiscard]] virtual Result<std::vector<v1::AgentRecord>> ListAgents() = 0;
 
+  // Counts a batch of `agent` that ingest refused (`reason`: "malformed", "version",
+  // "too_large", ...) and notes the peer `address` it came from (empty: unknown), in the
+  // agent's registry record (persisted). An agent with an empty id is not recorded.
+  // Thread safety: called by the Append thread only.
+  [[nodiscard]] virtual Status RecordRejection(const v1::AgentIdentity& agent,
+                                               const std::string& reason,
+                                               const std::string& address,
+                                               uint64_t received_at_ms) = 0;
+  // Notes the peer address an agent's batches come from (kept in memory, persisted with
+  // its next batch). Thread safety: called by the Append thread only.
+  virtual void NoteAgentAddress(const std::string& agent_id, const std::string& address) = 0;
+
   // The gateway sequence number of the newest stored event (0 when the log is empty).
   virtual uint64_t last_sequence() const = 0;
+
+  // Retention: drops everything older than `cutoff_ms` (rounded down to the store's time
+  // granularity): events received before it and flows whose last activity is before it.
+  // Whole time ranges go at once; the space is reclaimed before returning. Afterwards
+  // retained_from_ms() is at least the cutoff. Thread-safe with Append and readers (a flow
+  // updated while it is dropped keeps the update).
+  [[nodiscard]] virtual Result<DropStats> DropBefore(uint64_t cutoff_ms) = 0;
+  // The time of the oldest data held (flow activity or event arrival); 0 when empty.
+  [[nodiscard]] virtual Result<uint64_t> OldestDataMs() = 0;
+  // Bytes the store occupies on disk now (every file of the database). Thread-safe.
+  [[nodiscard]] virtual Result<uint64_t> DiskBytes() = 0;
+  // Data before this time was dropped by retention (0: nothing ever dropped). Survives
+  // restarts. Thread-safe.
+  virtual uint64_t retained_from_ms() const = 0;
 };
+
+// The times a stored flow was active: from its first sighting (the metadata's
+// first_seen_at; its last activity when no `flow` event arrived yet) to its last activity
+// (the latest last_seen_at of its metadata and counters).
+struct FlowActivity {
+  uint64_t first_ms = 0;
+  uint64_t last_ms = 0;
+};
+FlowActivity FlowActivityOf(const v1::FlowRecord& flow);
+// True when `flow` was active at some time in [from_ms, to_ms).
+bool FlowActiveIn(const v1::FlowRecord& flow, uint64_t from_ms, uint64_t to_ms);
 
 // Opens (creating if needed) the RocksDB store at options.path. Fails with a message that
 // names the path: not writable, locked by another process, corrupt.

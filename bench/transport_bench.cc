@@ -1,0 +1,212 @@
+// Transport throughput and latency (issue 4): events/s from 1 and from 4 agents through the
+// gateway (real GatewayClient -> ZeroMQ over loopback TCP -> AgentListener -> RocksDB store,
+// acknowledged only once durable), beside raw RocksDB write-batch throughput for the same
+// records measured in the same run, and each batch's send-to-acknowledgement latency.
+//
+// Agents and gateway run in this process (the transport is what is measured, not capture),
+// with the same classes and defaults as the binaries: batches of 512 events, 64 in flight,
+// plain text (CURVE's cost is per-message crypto; see the note printed on stderr).
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_report.h"
+#include "export/gateway_client.h"
+#include "flowgate/common/identity.h"
+#include "flowgate/storage/flow_store.h"
+#include "ingest/agent_listener.h"
+
+namespace flowgate::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr uint64_t kEventsPerAgent = 400'000;
+constexpr uint32_t kBatchEvents = 512;  // GatewayClientOptions' default
+constexpr int kRepeats = 3;
+
+// A temp dir removed at the end.
+struct ScratchDir {
+  ScratchDir() {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "flowgate-bench-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) std::abort();
+    path = pattern;
+  }
+  ~ScratchDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path, ignored);
+  }
+  std::filesystem::path path;
+};
+
+// Flow and purge events in turn, each flow distinct: what a busy probe sends.
+std::vector<v1::Event> MakeEvents(uint64_t count, int agent) {
+  std::vector<v1::Event> events;
+  events.reserve(count);
+  for (uint64_t i = 0; i < count; ++i) {
+    v1::Event& event = events.emplace_back();
+    char digest[41];
+    std::snprintf(digest, sizeof digest, "%08x%032llx", agent,
+                  static_cast<unsigned long long>(i / 2));
+    if (i % 2 == 0) {
+      v1::FlowMetadata* m = event.mutable_flow()->mutable_flow();
+      event.mutable_flow()->mutable_context()->set_interface("eth0");
+      m->set_digest(digest);
+      m->set_ip_version(4);
+      m->set_ip_protocol(6);
+      m->set_local_ip("10.0." + std::to_string((i >> 8) & 0xff) + "." + std::to_string(i & 0xff));
+      m->set_other_ip("198.51.100.7");
+      m->set_local_port(static_cast<uint32_t>(1024 + i % 60000));
+      m->set_other_port(443);
+      m->set_detected_protocol_name("TLS");
+      m->set_detected_application_name("netify.example");
+      m->set_host_server_name("example.com");
+      m->set_first_seen_at(1'700'000'000'000ULL + i);
+      m->set_last_seen_at(1'700'000'000'000ULL + i);
+    } else {
+      v1::FlowPurgeEvent* purge = event.mutable_flow_purge();
+      purge->mutable_context()->set_interface("eth0");
+      purge->set_reason(v1::PURGE_REASON_EXPIRED);
+      purge->mutable_flow()->set_digest(digest);
+      purge->mutable_flow()->set_total_packets(10);
+      purge->mutable_flow()->set_total_bytes(1000);
+    }
+  }
+  return events;
+}
+
+struct TransportRun {
+  double events_per_s = 0;
+  std::vector<double> latencies_ms;
+};
+
+// `agents` clients each send their events through one gateway; timed from the first Emit
+// to the last acknowledgement.
+TransportRun RunTransport(int agents, const std::vector<std::vector<v1::Event>>& events) {
+  ScratchDir dir;
+  Result<std::unique_ptr<storage::FlowStore>> store =
+      storage::OpenRocksFlowStore({.path = (dir.path / "store").string()});
+  if (!store.ok()) {
+    std::fprintf(stderr, "transport_bench: %s\n", store.status().message().c_str());
+    std::exit(1);
+  }
+  gateway::AgentListenerOptions listener_options;
+  listener_options.endpoint = "tcp://127.0.0.1:*";
+  Result<std::unique_ptr<gateway::AgentListener>> listener =
+      gateway::AgentListener::Create(std::move(listener_options), **store, nullptr);
+  if (!listener.ok()) {
+    std::fprintf(stderr, "transport_bench: %s\n", listener.status().message().c_str());
+    std::exit(1);
+  }
+  std::vector<std::unique_ptr<agent::GatewayClient>> clients;
+  for (int a = 0; a < agents; ++a) {
+    agent::GatewayClientOptions options;
+    options.endpoint = (*listener)->bound_endpoint();
+    options.identity.set_id(MakeUuid());
+    options.identity.set_boot_id(MakeUuid());
+    options.identity.set_name("bench-" + std::to_string(a));
+    options.block_when_full = true;
+    Result<std::unique_ptr<agent::GatewayClient>> client =
+        agent::GatewayClient::Create(std::move(options));
+    if (!client.ok()) std::exit(1);
+    clients.push_back(std::move(client).value());
+  }
+  const auto start = Clock::now();
+  std::vector<std::thread> senders;
+  for (int a = 0; a < agents; ++a) {
+    senders.emplace_back([&, a] {
+      for (const v1::Event& event : events[static_cast<size_t>(a)]) clients[a]->Emit(event);
+      Status flushed = clients[a]->Flush(600'000);
+      if (!flushed.ok()) {
+        std::fprintf(stderr, "transport_bench: %s\n", flushed.message().c_str());
+        std::exit(1);
+      }
+    });
+  }
+  for (std::thread& t : senders) t.join();
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  TransportRun run;
+  run.events_per_s = static_cast<double>(agents) * kEventsPerAgent / seconds;
+  for (auto& client : clients) {
+    for (uint32_t us : client->TakeAckLatenciesUs()) run.latencies_ms.push_back(us / 1000.0);
+  }
+  return run;
+}
+
+// The same records (each event as the store keeps it) written straight to RocksDB in one
+// WriteBatch per 512 events, with the store's options: the ceiling for the transport.
+double RunRawRocks(const std::vector<std::vector<v1::Event>>& events, int agents) {
+  ScratchDir dir;
+  rocksdb::Options options;
+  options.create_if_missing = true;
+  options.compression = rocksdb::kLZ4Compression;
+  options.max_background_jobs = 2;
+  rocksdb::DB* raw = nullptr;
+  if (!rocksdb::DB::Open(options, (dir.path / "raw").string(), &raw).ok()) std::exit(1);
+  std::unique_ptr<rocksdb::DB> db(raw);
+  const auto start = Clock::now();
+  uint64_t sequence = 0;
+  std::string value, key(8, '\0');
+  for (int a = 0; a < agents; ++a) {
+    const std::vector<v1::Event>& list = events[static_cast<size_t>(a)];
+    for (size_t i = 0; i < list.size(); i += kBatchEvents) {
+      rocksdb::WriteBatch batch;
+      for (size_t j = i; j < std::min(list.size(), i + kBatchEvents); ++j) {
+        v1::StoredEvent stored;
+        stored.set_gateway_sequence(++sequence);
+        *stored.mutable_event() = list[j];
+        stored.SerializeToString(&value);
+        for (int b = 0; b < 8; ++b) key[7 - b] = static_cast<char>((sequence >> (8 * b)) & 0xff);
+        (void)batch.Put(key, value);
+      }
+      if (!db->Write(rocksdb::WriteOptions(), &batch).ok()) std::exit(1);
+    }
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  (void)db->Close();
+  return static_cast<double>(agents) * kEventsPerAgent / seconds;
+}
+
+int Main() {
+  std::vector<std::vector<v1::Event>> events;
+  for (int a = 0; a < 4; ++a) events.push_back(MakeEvents(kEventsPerAgent, a));
+  std::fprintf(stderr,
+               "%llu events per agent, batches of %u, median of %d runs; plain text over "
+               "loopback TCP, store without fsync (acknowledged batches survive kill -9)\n",
+               static_cast<unsigned long long>(kEventsPerAgent), kBatchEvents, kRepeats);
+  for (int agents : {1, 4}) {
+    std::vector<double> transport, raw, latencies;
+    for (int i = 0; i < kRepeats; ++i) {
+      raw.push_back(RunRawRocks(events, agents));  // alternated: the same machine state
+      TransportRun run = RunTransport(agents, events);
+      transport.push_back(run.events_per_s);
+      latencies.insert(latencies.end(), run.latencies_ms.begin(), run.latencies_ms.end());
+    }
+    const std::string n = std::to_string(agents);
+    const std::string raw_name = "rocksdb_raw_write_batch_events_per_s_" + n + "_agent";
+    Report({raw_name, Median(raw), "events/s", true, std::nullopt, "", 0, std::nullopt});
+    Report({"transport_durable_events_per_s_" + n + "_agent", Median(transport), "events/s", true,
+            300'000.0, raw_name, Median(raw), 0.5});
+    if (!latencies.empty()) {
+      Report({"transport_send_to_ack_ms_p50_" + n + "_agent", Median(latencies), "ms", false,
+              std::nullopt, "", 0, std::nullopt});
+      Report({"transport_send_to_ack_ms_p99_" + n + "_agent", Percentile(latencies, 99), "ms",
+              false, 100.0, "", 0, std::nullopt});
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace flowgate::bench
+
+int main() { return flowgate::bench::Main(); }

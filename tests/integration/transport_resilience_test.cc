@@ -1,0 +1,159 @@
+// What a fleet's transport must survive (issue 4): an agent killed with SIGKILL (what
+// reached its spool is delivered by its next run, with the original boot id and sequence),
+// and hostile or broken frames (each refused and counted while a real agent's delivery
+// goes on untouched).
+#include <signal.h>
+
+#include <gtest/gtest.h>
+
+#include "../support/test_agent.h"
+#include "transport_support.h"
+
+namespace flowgate::testing::transport {
+namespace {
+
+using std::chrono::seconds;
+
+class TransportResilienceTest : public ::testing::Test {
+ protected:
+  TempDir dir_;
+  const std::string data_dir_ = dir_.Sub("data");
+  const std::string socket_path_ = dir_.Sub("flowgate.sock");
+};
+
+// Every batch the agent's spool held when it was killed.
+EventBag SpooledEvents(const std::string& state_dir, uint64_t* batches) {
+  EventBag bag;
+  *batches = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(state_dir + "/spool")) {
+    if (entry.path().extension() != ".batch") continue;
+    std::ifstream in(entry.path(), std::ios::binary);
+    std::stringstream bytes;
+    bytes << in.rdbuf();
+    v1::Envelope envelope;
+    EXPECT_TRUE(envelope.ParseFromString(bytes.str())) << entry.path();
+    for (const v1::Event& event : envelope.events()) bag[Canonical(event)] += 1;
+    ++*batches;
+  }
+  return bag;
+}
+
+TEST_F(TransportResilienceTest, AgentKilledNothingThatReachedItsSpoolIsLost) {
+  const std::string first_capture = MakeCapture(dir_, "first.pcap", 3'000, 11);
+  const std::string second_capture = MakeCapture(dir_, "second.pcap", 300, 12, "5s");
+  const std::string state_dir = dir_.Sub("agent");
+  // A gateway that is gone: its port is where the agent keeps trying to deliver.
+  auto gateway = std::make_unique<GatewayProcess>(std::vector<std::string>{
+      "--data-dir", data_dir_, "--json-socket", socket_path_, "--agents-plaintext"});
+  ASSERT_TRUE(gateway->ready()) << gateway->log();
+  const std::string endpoint = gateway->endpoint();
+  EXPECT_EQ(gateway->Stop(), 0);
+
+  // The first run spools (no gateway) and is killed while still reading (1x packet time).
+  {
+    BackgroundProcess agent(AgentArgv(first_capture, endpoint, "probe", state_dir,
+                                      dir_.Sub("first.json"), {"--replay-speed", "1"}));
+    const auto deadline = std::chrono::steady_clock::now() + seconds(60);
+    while (SpoolFiles(state_dir) < 20 && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling a condition
+    }
+    ASSERT_GE(SpoolFiles(state_dir), 20u) << "the agent spooled nothing:\n" << agent.stderr_text();
+    EXPECT_EQ(agent.StopWith(SIGKILL), 128 + SIGKILL);
+  }
+  uint64_t spooled_batches = 0;
+  const EventBag spooled = SpooledEvents(state_dir, &spooled_batches);
+  ASSERT_GT(Count(spooled), 0u);
+
+  // The second run (same state dir, so same agent id) resends them, then its own events.
+  gateway = std::make_unique<GatewayProcess>(
+      std::vector<std::string>{"--data-dir", data_dir_, "--json-socket", socket_path_,
+                               "--agents-plaintext", "--agents-listen", endpoint});
+  ASSERT_TRUE(gateway->ready()) << gateway->log();
+  CommandResult second =
+      RunCommand(AgentArgv(second_capture, endpoint, "probe", state_dir, dir_.Sub("second.json")),
+                 seconds(180));
+  EXPECT_EQ(second.exit_code, 0) << second.err;
+  EXPECT_NE(second.err.find("resending " + std::to_string(spooled_batches) + " batches"),
+            std::string::npos)
+      << second.err;
+  EXPECT_EQ(gateway->Stop(), 0) << gateway->log();
+  EXPECT_EQ(SpoolFiles(state_dir), 0u);
+
+  // Exactly: what the spool held plus what the second run sent, none twice.
+  EventBag expected = JsonOutEvents(dir_.Sub("second.json"));
+  for (const auto& [event, count] : spooled) expected[event] += count;
+  std::map<std::string, EventBag> stored = StoredEventsByAgent(data_dir_);
+  EXPECT_TRUE(SameEvents(expected, stored["probe"]));
+  const std::vector<v1::AgentRecord> registry = StoredAgents(data_dir_);
+  ASSERT_EQ(registry.size(), 1u);
+  EXPECT_EQ(registry[0].sequence_gaps(), 0u) << "the killed run's boot resumes where it was";
+}
+
+TEST_F(TransportResilienceTest, HostileFramesAreRefusedAndCountedOthersContinue) {
+  GatewayProcess gateway(
+      {"--data-dir", data_dir_, "--json-socket", socket_path_, "--agents-plaintext"});
+  ASSERT_TRUE(gateway.ready()) << gateway.log();
+  const std::string capture = MakeCapture(dir_, "steady.pcap", 2'000, 21, "10s");
+  BackgroundProcess agent(AgentArgv(capture, gateway.endpoint(), "steady", dir_.Sub("steady"),
+                                    dir_.Sub("steady.json"), {"--replay-speed", "2"}));
+
+  TestAgent hostile(gateway.endpoint(), "hostile", "nowhere");
+  // Garbage.
+  std::optional<v1::Ack> ack = hostile.SendRaw("\xff\xff\xff\xff not a protobuf at all");
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(ack->status(), v1::ACK_STATUS_MALFORMED) << ack->error();
+  // An unknown version, from an agent the gateway can name.
+  v1::Envelope future;
+  future.set_version(static_cast<v1::ProtocolVersion>(2));
+  *future.mutable_agent() = hostile.identity();
+  future.set_sequence(1);
+  ack = hostile.SendRaw(future.SerializeAsString());
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(ack->status(), v1::ACK_STATUS_UNSUPPORTED_VERSION) << ack->error();
+  // A truncated envelope: a real batch cut short.
+  v1::Envelope real;
+  real.set_version(v1::PROTOCOL_VERSION_1);
+  *real.mutable_agent() = hostile.identity();
+  real.set_sequence(1);
+  *real.add_events() = MakeFlowEvent(1, "TLS", "netify.example", "example.com");
+  const std::string whole = real.SerializeAsString();
+  ack = hostile.SendRaw(whole.substr(0, whole.size() - 7));
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(ack->status(), v1::ACK_STATUS_MALFORMED) << ack->error();
+  // One byte over the frame limit (64 MiB).
+  ack = hostile.SendRaw(std::string((64u << 20) + 1, 'x'), seconds(60));
+  ASSERT_TRUE(ack.has_value());
+  EXPECT_EQ(ack->status(), v1::ACK_STATUS_TOO_LARGE) << ack->error();
+
+  EXPECT_EQ(WaitExit(agent, seconds(180)), 0) << agent.stderr_text();
+  EXPECT_EQ(gateway.Stop(), 0);
+  const std::string log = gateway.log();
+  // Garbage and the oversize frame name no agent; the truncated envelope still says whose
+  // it was, as does the unknown version.
+  const std::string hostile_id = hostile.identity().id();
+  for (const std::string& line :
+       std::vector<std::string>{"agent unknown at 127.0.0.1 (malformed, 1 so far)",
+                                hostile_id + " at 127.0.0.1 (version, 1 so far)",
+                                hostile_id + " at 127.0.0.1 (malformed, 1 so far)",
+                                "agent unknown at 127.0.0.1 (too_large, 1 so far)"}) {
+    EXPECT_NE(log.find(line), std::string::npos) << line << " not logged:\n" << log;
+  }
+  std::map<std::string, EventBag> stored = StoredEventsByAgent(data_dir_);
+  EXPECT_TRUE(SameEvents(JsonOutEvents(dir_.Sub("steady.json")), stored["steady"]));
+  EXPECT_EQ(stored.count("hostile"), 0u) << "nothing of a refused frame is stored";
+  // The refusals that named their agent are in that agent's registry record.
+  bool found = false;
+  for (const v1::AgentRecord& record : StoredAgents(data_dir_)) {
+    if (record.identity().id() != hostile.identity().id()) continue;
+    found = true;
+    EXPECT_EQ(record.batches_rejected(), 2u);
+    EXPECT_EQ(record.rejected_by_reason().at("version"), 1u);
+    EXPECT_EQ(record.rejected_by_reason().at("malformed"), 1u);
+    EXPECT_EQ(record.address(), "127.0.0.1");
+    EXPECT_EQ(record.events_applied(), 0u);
+  }
+  EXPECT_TRUE(found) << "the refused agent is not in the registry";
+}
+
+}  // namespace
+}  // namespace flowgate::testing::transport
