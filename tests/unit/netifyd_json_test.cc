@@ -247,10 +247,12 @@ TEST(NetifydJson, EscapesControlCharactersQuotesAndBackslashes) {
   EXPECT_EQ(nlohmann::json::parse(payload)["flow"]["host_server_name"],
             std::string("a\"b\\c\n\x01\td", 9));
   // Valid multi-byte UTF-8 passes through unchanged; overlong and surrogate forms do not.
-  e.mutable_flow()->mutable_flow()->set_host_server_name("caf\xC3\xA9 \xE2\x82\xAC \xC0\xAF \xED\xA0\x80");
+  e.mutable_flow()->mutable_flow()->set_host_server_name(
+      "caf\xC3\xA9 \xE2\x82\xAC \xC0\xAF \xED\xA0\x80");
   nlohmann::json j = nlohmann::json::parse(EncodeNetifydPayload(e, nullptr));
-  EXPECT_EQ(j["flow"]["host_server_name"],
-            "caf\xC3\xA9 \xE2\x82\xAC \xEF\xBF\xBD\xEF\xBF\xBD \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+  EXPECT_EQ(
+      j["flow"]["host_server_name"],
+      "caf\xC3\xA9 \xE2\x82\xAC \xEF\xBF\xBD\xEF\xBF\xBD \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
 }
 
 }  // namespace
