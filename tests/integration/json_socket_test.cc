@@ -69,19 +69,6 @@ std::vector<std::string> ReadFlowDigests(NetifydSocketClient& client, size_t cou
   return digests;
 }
 
-// A raw Unix-socket connection for misbehaving clients.
-int ConnectUnix(const std::string& path) {
-  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un address{};
-  address.sun_family = AF_UNIX;
-  std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 class JsonSocketTest : public ::testing::Test {
  protected:
   std::string Socket() const { return dir_.Sub("flowgate.sock"); }
@@ -103,7 +90,7 @@ TEST_F(JsonSocketTest, NcJqStrictAndLineReadersAllParseTheWholeStream) {
       {"/bin/sh", "-c", "nc -U '" + Socket() + "' | jq -c 'select(.type)' > '" + jq_out + "'"});
   ASSERT_TRUE(gateway.WaitForLog("connected from unix:")) << gateway.log();
   // A raw reader, to check the bytes themselves; it reads as fast as they come.
-  const int raw = ConnectUnix(Socket());
+  const int raw = ConnectUnixSocket(Socket());
   ASSERT_GE(raw, 0);
   ASSERT_TRUE(gateway.WaitForLog("client 2 connected")) << gateway.log();
   std::string bytes;
@@ -190,7 +177,7 @@ TEST_F(JsonSocketTest, FiftyClientsReceiveEveryMessageInTheSameOrder) {
 TEST_F(JsonSocketTest, StalledClientLosesWholeMessagesAndNobodyElseNotices) {
   GatewayProcess gateway(Args({"--json-client-buffer", "64KiB"}));
   ASSERT_TRUE(gateway.ready()) << gateway.log();
-  const int stalled = ConnectUnix(Socket());  // never reads until the end
+  const int stalled = ConnectUnixSocket(Socket());  // never reads until the end
   ASSERT_GE(stalled, 0);
   ASSERT_TRUE(gateway.WaitForLog("client 1 connected")) << gateway.log();
   NetifydSocketClient reader(Socket());
@@ -272,7 +259,7 @@ TEST_F(JsonSocketTest, MisbehavingClientsDoNotDisturbTheRest) {
   TestAgent agent(gateway.endpoint(), "probe-1", "site-a");
 
   // A client that writes is disconnected, as netifyd does.
-  const int writer = ConnectUnix(Socket());
+  const int writer = ConnectUnixSocket(Socket());
   ASSERT_GE(writer, 0);
   ASSERT_EQ(::write(writer, "hello\n", 6), 6);
   char buffer[65536];
@@ -284,7 +271,7 @@ TEST_F(JsonSocketTest, MisbehavingClientsDoNotDisturbTheRest) {
 
   // Clients that vanish mid-frame, and a flood of connects and disconnects.
   for (int i = 0; i < 300; ++i) {
-    const int fd = ConnectUnix(Socket());
+    const int fd = ConnectUnixSocket(Socket());
     ASSERT_GE(fd, 0) << "connect " << i;
     if (i % 3 == 0) (void)::read(fd, buffer, 7);  // leave mid-header
     ::close(fd);

@@ -14,16 +14,22 @@ namespace flowgate::testing {
 
 using nlohmann::json;
 
-NetifydSocketClient::NetifydSocketClient(const std::string& path) {
-  fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+int ConnectUnixSocket(const std::string& path) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un address{};
   address.sun_family = AF_UNIX;
   std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
-  if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-    error_ = "connect " + path + ": " + std::strerror(errno);
-    ::close(fd_);
-    fd_ = -1;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+    const int error = errno;
+    ::close(fd);
+    errno = error;
+    return -1;
   }
+  return fd;
+}
+
+NetifydSocketClient::NetifydSocketClient(const std::string& path) : fd_(ConnectUnixSocket(path)) {
+  if (fd_ < 0) error_ = "connect " + path + ": " + std::strerror(errno);
 }
 
 NetifydSocketClient::~NetifydSocketClient() {

@@ -15,6 +15,9 @@
 
 namespace flowgate::testing {
 
+// A connected AF_UNIX stream socket to `path` (the caller closes it), or -1 with errno set.
+int ConnectUnixSocket(const std::string& path);
+
 // Connects to a Unix socket and reads netifyd frames with a strict reader: every header
 // must be `{"length": N}\n` followed by exactly N bytes ending in '\n'.
 class NetifydSocketClient {
