@@ -98,6 +98,7 @@ int main(int argc, char** argv) {
   flags.AddDuration("delivery-timeout", "Wait this long at exit for the gateway's acknowledgements",
                     &options.delivery_timeout_ms);
   flags.AddLogLevel();
+  flags.AddConfigFile();
   std::optional<int> exit_code = ParseMainFlags(flags, argc, argv, [&]() -> Status {
     if (options.capture_files.empty() && options.interfaces.empty()) {
       return Status::InvalidArgument("no capture given: use -r FILE or -i IFACE (see --help)");

@@ -12,10 +12,14 @@ PACKAGES=(
   nlohmann-json3-dev libssl-dev libgtest-dev libgmock-dev
   # zstd compression of agent batches (issue 4)
   libzstd-dev
+  # daemon config files (--config, TOML)
+  libtomlplusplus-dev
   # the libFuzzer target (tests/fuzz)
   clang-14 libclang-rt-14-dev
   # tests and demo: real clients of the JSON socket, live-capture tools
   netcat-openbsd jq tcpreplay iproute2 libndpi-bin
+  # the systemd units are checked with systemd-analyze verify
+  systemd
 )
 
 missing=()

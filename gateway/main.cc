@@ -142,6 +142,7 @@ int main(int argc, char** argv) {
       return Status::InvalidArgument(
           "--grpc-tls-cert, --grpc-tls-key and --grpc-token-file need --grpc-listen");
     }
+  flags.AddConfigFile();
     if (options.retention_interval_ms < 100) {
       return Status::InvalidArgument("--retention-interval must be at least 100ms");
     }

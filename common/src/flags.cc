@@ -1,13 +1,44 @@
 #include "flowgate/common/flags.h"
 
+#include "config_file.h"
 #include "flowgate/common/log.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdio>
 #include <optional>
 #include <sstream>
 
 namespace flowgate {
+
+namespace {
+// Appends "(default: TEXT)" unless the help names its default already.
+void AppendDefault(std::string* help, const std::string& text) {
+  if (help->find("(default:") == std::string::npos) *help += " (default: " + text + ")";
+}
+
+// A duration as it would be typed: 15s rather than 15000ms.
+std::string FormatDuration(uint64_t ms) {
+  constexpr std::pair<uint64_t, const char*> kUnits[] = {
+      {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}};
+  if (ms == 0) return "0";
+  for (const auto& [scale, unit] : kUnits) {
+    if (ms % scale == 0) return std::to_string(ms / scale) + unit;
+  }
+  return std::to_string(ms) + "ms";
+}
+
+// A size as it would be typed: 16MiB rather than 16777216.
+std::string FormatByteSize(uint64_t bytes) {
+  constexpr std::pair<uint64_t, const char*> kUnits[] = {
+      {1ULL << 40, "TiB"}, {1ULL << 30, "GiB"}, {1ULL << 20, "MiB"}, {1ULL << 10, "KiB"}};
+  if (bytes == 0) return "0";
+  for (const auto& [scale, unit] : kUnits) {
+    if (bytes % scale == 0) return std::to_string(bytes / scale) + unit;
+  }
+  return std::to_string(bytes);
+}
+}  // namespace
 
 FlagParser::FlagParser(std::string program, std::string usage, std::string description)
     : program_(std::move(program)),
@@ -28,7 +59,7 @@ void FlagParser::AddSwitch(std::string name, std::string short_name, std::string
 
 void FlagParser::AddString(std::string name, std::string short_name, std::string value_name,
                            std::string help, std::string* target) {
-  if (!target->empty()) help += " (default: " + *target + ")";
+  if (!target->empty()) AppendDefault(&help, *target);
   AddOption(std::move(name), std::move(short_name), std::move(value_name), std::move(help),
             [target](std::string_view v) {
               *target = std::string(v);
@@ -38,7 +69,7 @@ void FlagParser::AddString(std::string name, std::string short_name, std::string
 
 void FlagParser::AddUint(std::string name, std::string value_name, std::string help,
                          uint64_t* target, uint64_t min_value, uint64_t max_value) {
-  help += " (default: " + std::to_string(*target) + ")";
+  AppendDefault(&help, std::to_string(*target));
   std::string flag = name;
   AddOption(std::move(name), "", std::move(value_name), std::move(help),
             [=](std::string_view v) -> Status {
@@ -54,7 +85,7 @@ void FlagParser::AddUint(std::string name, std::string value_name, std::string h
 }
 
 void FlagParser::AddDuration(std::string name, std::string help, uint64_t* target_ms) {
-  help += " (default: " + std::to_string(*target_ms) + "ms)";
+  AppendDefault(&help, FormatDuration(*target_ms));
   std::string flag = name;
   AddOption(std::move(name), "", "DURATION", std::move(help), [=](std::string_view v) -> Status {
     Result<uint64_t> ms = ParseDurationMs(v);
@@ -66,7 +97,7 @@ void FlagParser::AddDuration(std::string name, std::string help, uint64_t* targe
 
 void FlagParser::AddByteSize(std::string name, std::string help, uint64_t* target,
                              uint64_t min_bytes) {
-  help += " (default: " + std::to_string(*target) + " bytes)";
+  AppendDefault(&help, FormatByteSize(*target));
   std::string flag = name;
   AddOption(std::move(name), "", "SIZE", std::move(help), [=](std::string_view v) -> Status {
     Result<uint64_t> bytes = ParseByteSize(v);
@@ -96,6 +127,18 @@ void FlagParser::AddLogLevel() {
             });
 }
 
+void FlagParser::AddConfigFile() {
+  config_file_enabled_ = true;
+  // The file itself is read by Parse() before the command line; nothing to do here.
+  AddOption("config", "", "FILE",
+            "Read settings from a TOML file whose keys are these long flag names, e.g. "
+            "data-dir = \"/var/lib/flowgate\" (command-line flags override it)",
+            [](std::string_view) { return Status::Ok(); });
+  AddSwitch("check-config", "",
+            "Check the configuration (file and flags), print each problem, and exit",
+            [this] { check_config_requested_ = true; });
+}
+
 std::optional<int> ParseMainFlags(FlagParser& flags, int argc, const char* const* argv,
                                   const std::function<Status()>& validate, bool allow_positional) {
   Status status = flags.Parse(argc, argv);
@@ -108,8 +151,19 @@ std::optional<int> ParseMainFlags(FlagParser& flags, int argc, const char* const
                                      "'; see " + flags.program() + " --help");
   }
   if (status.ok() && validate) status = validate();
-  if (status.ok()) return std::nullopt;
-  std::fprintf(stderr, "%s: %s\n", flags.program().c_str(), status.message().c_str());
+  if (status.ok()) {
+    if (!flags.check_config_requested()) return std::nullopt;
+    std::printf("%s: configuration OK\n", flags.program().c_str());
+    return 0;
+  }
+  // A config file's problems come one per line; each line names the program.
+  std::string_view problems = status.message();
+  while (!problems.empty()) {
+    const size_t end = std::min(problems.find('\n'), problems.size());
+    std::fprintf(stderr, "%s: %.*s\n", flags.program().c_str(), static_cast<int>(end),
+                 problems.data());
+    problems.remove_prefix(std::min(end + 1, problems.size()));
+  }
   return 2;
 }
 
@@ -127,13 +181,89 @@ Status FlagParser::Parse(int argc, const char* const* argv) {
 }
 
 Status FlagParser::Parse(const std::vector<std::string>& args) {
+  if (config_file_enabled_) {
+    std::string config_path;
+    std::vector<std::string> given;
+    // Problems of the command line itself are reported by the walk that applies it, below.
+    (void)Walk(args, /*record=*/false,
+               [&](const Flag& flag, std::optional<std::string_view> value) {
+                 given.push_back(flag.name);
+                 if (flag.name == "config" && value) config_path = *value;
+                 return Status::Ok();
+               });
+    if (!config_path.empty()) FLOWGATE_RETURN_IF_ERROR(ApplyConfigFile(config_path, given));
+  }
+  return Walk(args, /*record=*/true,
+              [](const Flag& flag, std::optional<std::string_view> value) -> Status {
+                if (!value) {
+                  flag.on_switch();
+                  return Status::Ok();
+                }
+                return flag.handler(*value);
+              });
+}
+
+Status FlagParser::ApplyConfigFile(const std::string& path, const std::vector<std::string>& given) {
+  Result<std::vector<ConfigSetting>> settings = ReadConfigFile(path);
+  if (!settings.ok()) return settings.status();
+  std::vector<std::string> problems;
+  for (const ConfigSetting& setting : *settings) {
+    const std::string where = path + ":" + std::to_string(setting.line) + ": ";
+    if (!setting.problem.empty()) {
+      problems.push_back(where + setting.problem);
+      continue;
+    }
+    const Flag* flag = Find(setting.key, /*is_short=*/false);
+    if (flag == nullptr || flag->name == "config" || flag->name == "check-config") {
+      std::string allowed;
+      for (const Flag& f : flags_) {
+        if (f.name == "config" || f.name == "check-config") continue;
+        allowed += (allowed.empty() ? "" : ", ") + f.name;
+      }
+      problems.push_back(where + "unknown setting '" + setting.key + "' (settings: " + allowed +
+                         ")");
+      continue;
+    }
+    if (std::find(given.begin(), given.end(), flag->name) != given.end()) continue;
+    if (!flag->handler) {
+      if (setting.kind == ConfigSetting::Kind::kValues) {
+        problems.push_back(where + "'" + setting.key + "' takes true or false");
+      } else if (setting.kind == ConfigSetting::Kind::kTrue) {
+        flag->on_switch();
+      }
+      continue;
+    }
+    if (setting.kind != ConfigSetting::Kind::kValues) {
+      problems.push_back(where + "'" + setting.key + "' takes a value (" + flag->value_name +
+                         "), not true or false");
+      continue;
+    }
+    for (const std::string& value : setting.values) {
+      if (Status status = flag->handler(value); !status.ok()) {
+        problems.push_back(where + status.message());
+        break;
+      }
+    }
+  }
+  if (problems.empty()) return Status::Ok();
+  std::string message;
+  for (const std::string& problem : problems) message += (message.empty() ? "" : "\n") + problem;
+  return Status::InvalidArgument(message);
+}
+
+Status FlagParser::Walk(const std::vector<std::string>& args, bool record,
+                        const FlagVisitor& on_flag) {
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg == "--help" || arg == "-h") {
-      help_requested_ = true;
+      if (record) help_requested_ = true;
       continue;
     }
     if (arg.size() < 2 || arg[0] != '-' || arg == "--") {
+      if (!record) {
+        if (arg == "--") break;
+        continue;
+      }
       if (arg == "--") {
         positional_.insert(positional_.end(), args.begin() + static_cast<long>(i) + 1, args.end());
         break;
@@ -155,7 +285,7 @@ Status FlagParser::Parse(const std::vector<std::string>& args) {
     const std::string shown = is_short ? "-" + flag->short_name : "--" + flag->name;
     if (!flag->handler) {
       if (inline_value) return Status::InvalidArgument(shown + " takes no value");
-      flag->on_switch();
+      FLOWGATE_RETURN_IF_ERROR(on_flag(*flag, std::nullopt));
       continue;
     }
     std::string_view value;
@@ -166,7 +296,7 @@ Status FlagParser::Parse(const std::vector<std::string>& args) {
     } else {
       return Status::InvalidArgument(shown + " needs a value (" + flag->value_name + ")");
     }
-    FLOWGATE_RETURN_IF_ERROR(flag->handler(value));
+    FLOWGATE_RETURN_IF_ERROR(on_flag(*flag, value));
   }
   return Status::Ok();
 }

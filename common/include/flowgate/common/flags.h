@@ -41,6 +41,17 @@ class FlagParser {
   void AddByteSize(std::string name, std::string help, uint64_t* target, uint64_t min_bytes);
   // Declares --log-level (debug, info, warning, error), applied as soon as it is parsed.
   void AddLogLevel();
+  // Declares --config FILE and --check-config, for the daemons. The file is TOML whose
+  // top-level keys are the long flag names:
+  //   data-dir = "/var/lib/flowgate"   # as --data-dir /var/lib/flowgate
+  //   local-net = ["10.0.0.0/8"]       # a repeatable flag takes a list
+  //   agents-plaintext = true          # a switch takes true or false
+  // Settings apply in the file's order, before the command line; a flag given on the command
+  // line replaces the file's value(s) for that key. Parse() reports every problem of the
+  // file at once, one per line as "PATH:LINE: problem".
+  void AddConfigFile();
+  // --check-config was given: ParseMainFlags reports on the configuration and exits.
+  bool check_config_requested() const { return check_config_requested_; }
 
   // Parses argv. Returns InvalidArgument with a one-line message for an unknown flag, a
   // missing argument, or an argument the handler rejects. Positional arguments are
@@ -60,17 +71,27 @@ class FlagParser {
     std::function<void()> on_switch;
   };
   const Flag* Find(std::string_view name, bool is_short) const;
+  // Calls `on_flag` for each flag in `args` with its value (nullopt for a switch). With
+  // `record`, also notes --help and collects positional arguments.
+  using FlagVisitor = std::function<Status(const Flag&, std::optional<std::string_view>)>;
+  Status Walk(const std::vector<std::string>& args, bool record, const FlagVisitor& on_flag);
+  // Applies the settings of config file `path`, except those whose flags are in `given`.
+  Status ApplyConfigFile(const std::string& path, const std::vector<std::string>& given);
 
   std::string program_, usage_, description_;
   std::vector<Flag> flags_;
   std::vector<std::string> positional_;
   bool help_requested_ = false;
+  bool config_file_enabled_ = false;
+  bool check_config_requested_ = false;
 };
 
 // The front of every flowgate main(): parses argv; for --help prints Help() to stdout and
 // returns 0; for a bad command line (an unknown flag, a bad value, what `validate` rejects,
 // a positional argument when none is allowed) prints "PROGRAM: problem" on stderr and
-// returns 2. Returns nullopt when the program should go on.
+// returns 2. With --check-config (see AddConfigFile) it validates as for a run, prints
+// "PROGRAM: configuration OK" and returns 0, or prints every problem and returns 2.
+// Returns nullopt when the program should go on.
 std::optional<int> ParseMainFlags(FlagParser& flags, int argc, const char* const* argv,
                                   const std::function<Status()>& validate,
                                   bool allow_positional = false);
