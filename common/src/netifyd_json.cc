@@ -1,6 +1,8 @@
 #include "flowgate/common/netifyd_json.h"
 
 #include <algorithm>
+#include <charconv>
+#include <cstring>
 #include <vector>
 
 #include "json_writer.h"
@@ -25,9 +27,8 @@ void WriteAgent(JsonWriter& w, const v1::AgentIdentity& agent) {
   w.EndObject();
 }
 
-void WriteStrings(JsonWriter& w, std::string_view key,
-                  const google::protobuf::RepeatedPtrField<std::string>& values) {
-  w.Key(key);
+// The array value of a key the caller has written.
+void WriteStrings(JsonWriter& w, const google::protobuf::RepeatedPtrField<std::string>& values) {
   w.BeginArray();
   for (const std::string& v : values) w.String(v);
   w.EndArray();
@@ -108,7 +109,10 @@ void WriteStatus(JsonWriter& w, const v1::AgentStatus& s) {
     std::sort(macs.begin(), macs.end(), [](auto* a, auto* b) { return *a < *b; });
     w.Key("devices");
     w.BeginObject();
-    for (const std::string* mac : macs) WriteStrings(w, *mac, s.devices().at(*mac).addr());
+    for (const std::string* mac : macs) {
+      w.DynamicKey(*mac);
+      WriteStrings(w, s.devices().at(*mac).addr());
+    }
     w.EndObject();
   }
   if (s.final()) w.Field("final", true);  // not a netifyd key; only sent when true
@@ -133,9 +137,10 @@ void WriteStatus(JsonWriter& w, const v1::AgentStatus& s) {
     w.BeginObject();
     for (const v1::InterfaceInfo* i :
          SortedBy(s.interfaces(), [](const v1::InterfaceInfo& x) { return x.name(); })) {
-      w.Key(i->name());
+      w.DynamicKey(i->name());
       w.BeginObject();
-      WriteStrings(w, "addr", i->addr());
+      w.Key("addr");
+      WriteStrings(w, i->addr());
       w.FieldIfNotEmpty("last_error", i->last_error());
       w.FieldIfNotEmpty("mac", i->mac());
       if (i->reopens() != 0) w.Field("reopens", i->reopens());
@@ -152,7 +157,7 @@ void WriteStatus(JsonWriter& w, const v1::AgentStatus& s) {
     w.BeginObject();
     for (const v1::InterfaceStats* i :
          SortedBy(s.stats(), [](const v1::InterfaceStats& x) { return x.name(); })) {
-      w.Key(i->name());
+      w.DynamicKey(i->name());
       WriteInterfaceStats(w, *i);
     }
     w.EndObject();
@@ -181,7 +186,7 @@ void WriteStatusTail(JsonWriter& w, const v1::AgentStatus& s) {
   w.Field("version", s.version());
 }
 
-void WriteTags(JsonWriter& w, std::string_view key,
+void WriteTags(JsonWriter& w, JsonKey key,
                const google::protobuf::RepeatedPtrField<v1::ProtocolTag>& tags) {
   w.Key(key);
   w.BeginArray();
@@ -196,7 +201,7 @@ void WriteTags(JsonWriter& w, std::string_view key,
 
 // Writes `key: {...}` with the given members, or nothing when every member is empty.
 template <typename WriteMembers>
-void WriteObjectIfAny(JsonWriter& w, std::string_view key, bool any, WriteMembers members) {
+void WriteObjectIfAny(JsonWriter& w, JsonKey key, bool any, WriteMembers members) {
   if (!any) return;
   w.Key(key);
   w.BeginObject();
@@ -369,10 +374,13 @@ std::string_view OtherTypeName(v1::OtherType type) {
   }
 }
 
-std::string EncodeNetifydPayload(const v1::Event& event, const v1::AgentIdentity* source) {
-  std::string payload;
-  payload.reserve(1024);
-  JsonWriter w(&payload);
+namespace {
+
+// Writes the payload of `event` (newline included) into *buffer from `offset` on; returns
+// where it ends. See JsonWriter for how the buffer is used.
+size_t WritePayload(const v1::Event& event, const v1::AgentIdentity* source, std::string* buffer,
+                    size_t offset) {
+  JsonWriter w(buffer, offset);
   w.BeginObject();
   if (source != nullptr) WriteAgent(w, *source);
   switch (event.body_case()) {
@@ -414,54 +422,126 @@ std::string EncodeNetifydPayload(const v1::Event& event, const v1::AgentIdentity
       break;
   }
   w.EndObject();
-  payload += '\n';
-  return payload;
+  w.Raw('\n');
+  return w.end_offset();
+}
+
+// Messages are encoded into a per-thread buffer and copied out once, so that encoding
+// allocates only the string it returns. A buffer grown by a huge message is given back.
+constexpr size_t kMaxKeptScratchBytes = 1u << 20;
+
+class ScratchBuffer {
+ public:
+  ScratchBuffer() : buffer_(Get()) {}
+  ~ScratchBuffer() {
+    if (buffer_.size() > kMaxKeptScratchBytes) std::string().swap(buffer_);
+  }
+  ScratchBuffer(const ScratchBuffer&) = delete;
+  ScratchBuffer& operator=(const ScratchBuffer&) = delete;
+  std::string* get() { return &buffer_; }
+
+ private:
+  static std::string& Get() {
+    thread_local std::string buffer;
+    return buffer;
+  }
+  std::string& buffer_;
+};
+
+constexpr std::string_view kLengthPrefix = "{\"length\": ";
+// `{"length": ` + up to 20 digits + `}\n`.
+constexpr size_t kMaxHeaderBytes = kLengthPrefix.size() + 20 + 2;
+
+// Writes `{"length": N}\n` at `out` (which has kMaxHeaderBytes of room); returns its size.
+size_t WriteLengthHeader(char* out, size_t payload_size) {
+  char* p = out;
+  std::memcpy(p, kLengthPrefix.data(), kLengthPrefix.size());
+  p += kLengthPrefix.size();
+  p = std::to_chars(p, p + 20, payload_size).ptr;
+  *p++ = '}';
+  *p++ = '\n';
+  return static_cast<size_t>(p - out);
+}
+
+}  // namespace
+
+std::string EncodeNetifydPayload(const v1::Event& event, const v1::AgentIdentity* source) {
+  ScratchBuffer scratch;
+  const size_t end = WritePayload(event, source, scratch.get(), 0);
+  return std::string(scratch.get()->data(), end);
 }
 
 std::string FrameNetifydPayload(std::string_view payload) {
-  std::string frame = "{\"length\": " + std::to_string(payload.size()) + "}\n";
+  char header[kMaxHeaderBytes];
+  const size_t header_size = WriteLengthHeader(header, payload.size());
+  std::string frame;
+  frame.reserve(header_size + payload.size());
+  frame.append(header, header_size);
   frame.append(payload);
   return frame;
 }
 
 std::string EncodeNetifydFrame(const v1::Event& event, const v1::AgentIdentity* source) {
-  return FrameNetifydPayload(EncodeNetifydPayload(event, source));
+  // The payload goes after room for the longest header; the header is then written just
+  // before it, so the frame is one contiguous run copied out once.
+  ScratchBuffer scratch;
+  const size_t end = WritePayload(event, source, scratch.get(), kMaxHeaderBytes);
+  const size_t payload_size = end - kMaxHeaderBytes;
+  char header[kMaxHeaderBytes];
+  const size_t header_size = WriteLengthHeader(header, payload_size);
+  char* const frame_start = scratch.get()->data() + kMaxHeaderBytes - header_size;
+  std::memcpy(frame_start, header, header_size);
+  return std::string(frame_start, header_size + payload_size);
 }
 
 Status NetifydFrameReader::Feed(std::string_view bytes) {
   if (!failure_.ok()) return failure_;
+  // Drop what has been taken; untaken payloads move with the rest.
+  const size_t taken = ready_.empty() ? parsed_ : ready_.front().offset;
+  if (taken > 0) {
+    buffer_.erase(0, taken);
+    parsed_ -= taken;
+    for (Span& span : ready_) span.offset -= taken;
+  }
   buffer_.append(bytes);
   failure_ = Parse();
   return failure_;
 }
 
-bool NetifydFrameReader::Next(std::string* payload) {
+bool NetifydFrameReader::Next(std::string_view* payload) {
   if (ready_.empty()) return false;
-  *payload = std::move(ready_.front());
+  *payload = std::string_view(buffer_).substr(ready_.front().offset, ready_.front().size);
   ready_.pop_front();
   return true;
 }
 
+bool NetifydFrameReader::Next(std::string* payload) {
+  std::string_view view;
+  if (!Next(&view)) return false;
+  payload->assign(view);
+  return true;
+}
+
 Status NetifydFrameReader::Parse() {
-  static constexpr std::string_view kPrefix = "{\"length\": ";
-  size_t consumed = 0;
   while (true) {
-    std::string_view rest = std::string_view(buffer_).substr(consumed);
+    std::string_view rest = std::string_view(buffer_).substr(parsed_);
     size_t newline = rest.find('\n');
     if (newline == std::string_view::npos) {
-      // A header is at most kPrefix + 20 digits + "}\n"; more without a newline is garbage.
-      if (rest.size() > kPrefix.size() + 22) {
+      // A header is at most kLengthPrefix + 20 digits + "}\n"; more without a newline is
+      // garbage.
+      if (rest.size() > kLengthPrefix.size() + 22) {
         return Status::Corruption("netifyd stream: header line too long");
       }
       break;
     }
     std::string_view header = rest.substr(0, newline);
-    if (header.substr(0, kPrefix.size()) != kPrefix || header.size() < kPrefix.size() + 2 ||
-        header.back() != '}') {
+    if (header.substr(0, kLengthPrefix.size()) != kLengthPrefix ||
+        header.size() < kLengthPrefix.size() + 2 || header.back() != '}') {
       return Status::Corruption("netifyd stream: bad header '" + std::string(header.substr(0, 64)) +
                                 "'");
     }
-    std::string_view digits = header.substr(kPrefix.size(), header.size() - kPrefix.size() - 1);
+    std::string_view digits =
+        header.substr(kLengthPrefix.size(), header.size() - kLengthPrefix.size() - 1);
     uint64_t n = 0;
     for (char c : digits) {
       if (c < '0' || c > '9' || n > max_payload_bytes_) {
@@ -482,10 +562,9 @@ Status NetifydFrameReader::Parse() {
     if (payload.find('\n') != payload.size() - 1) {
       return Status::Corruption("netifyd stream: payload is more than one line");
     }
-    ready_.emplace_back(payload);
-    consumed += newline + 1 + n;
+    ready_.push_back(Span{parsed_ + newline + 1, n});
+    parsed_ += newline + 1 + n;
   }
-  buffer_.erase(0, consumed);
   return Status::Ok();
 }
 

@@ -1,6 +1,9 @@
 // The netifyd-compatible JSON socket server. One thread owns every socket and runs a
-// poll(2) loop; Publish() only appends to per-client queues under `mu_` and wakes the
-// thread through an eventfd. See json_socket_server.h for the contract and
+// poll(2) loop. Publish() appends the frame once to a shared log under `mu_`; each client
+// sends the log from its own position, in large gathered writes made without `mu_`, so
+// neither the publisher nor the other clients ever wait on a client's socket. A client
+// whose position falls out of the last client_buffer_bytes of the log has lost those
+// frames (counted per client). See json_socket_server.h for the contract and
 // shared/design/netifyd-socket.md for the wire format.
 #include "api/json_socket_server.h"
 
@@ -20,6 +23,7 @@
 #include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <exception>
 #include <mutex>
@@ -37,11 +41,24 @@ namespace {
 
 constexpr std::string_view kComponent = "json-socket";
 constexpr int kListenBacklog = 128;
-// Frames gathered into one sendmsg(); more rarely helps, the socket buffer is the limit.
-constexpr size_t kMaxIov = 64;
-// Bytes written to one client per poll round, so one fast reader cannot starve the others
-// or hold `mu_` (and with it Publish) for long.
+// Frames gathered into one sendmsg(): enough to fill a Unix socket's buffer with typical
+// flow messages in one call (IOV_MAX is 1024).
+constexpr size_t kMaxIov = 512;
+// Bytes written to one client per poll round, so one fast reader cannot starve the others.
 constexpr size_t kMaxWriteBytesPerRound = 1u << 20;
+// While frames keep coming, the server thread sleeps at most kBatchInterval and Publish()
+// wakes it early only once kBatchWakeBytes are waiting: frames go out in large writes, and
+// the publisher makes one wake-up syscall per batch rather than per frame. After a quiet
+// interval the thread sleeps until the next frame, which then goes out at once.
+constexpr auto kBatchInterval = std::chrono::milliseconds(1);
+constexpr size_t kBatchWakeBytes = 64u << 10;
+// Per-client log lines (connect, disconnect, buffer full) let through per second; the rest
+// are counted and reported in one line, so a connection flood cannot flood the log.
+constexpr int kClientLogLinesPerSecond = 20;
+constexpr auto kClientLogWindow = std::chrono::seconds(1);
+constexpr uint64_t kNoSeq = UINT64_MAX;
+// Log frames Publish() frees per call; see FreeUnneeded().
+constexpr size_t kFreesPerPublish = 4;
 // Accepts per listener per round, so a connection storm cannot starve existing clients.
 constexpr int kMaxAcceptsPerRound = 64;
 // After running out of descriptors the listener stays readable; pausing accepts keeps
@@ -174,42 +191,65 @@ struct Listener {
   ino_t ino = 0;
 };
 
+using Clock = std::chrono::steady_clock;
+
+// Lets at most kClientLogLinesPerSecond per-client lines through per second and counts the
+// rest. Server thread only.
+class ClientLogLimiter {
+ public:
+  void Log(LogLevel level, std::string_view message, Clock::time_point now) {
+    Flush(now);
+    if (now - window_start_ >= kClientLogWindow) {
+      window_start_ = now;
+      logged_in_window_ = 0;
+    }
+    if (logged_in_window_ < kClientLogLinesPerSecond) {
+      ++logged_in_window_;
+      flowgate::Log(level, kComponent, message);
+      return;
+    }
+    ++suppressed_;
+    suppressed_level_ = std::max(suppressed_level_, level);
+  }
+  // Reports the lines held back once their second is over.
+  void Flush(Clock::time_point now) {
+    if (suppressed_ == 0 || now - window_start_ < kClientLogWindow) return;
+    flowgate::Log(suppressed_level_, kComponent,
+                  std::to_string(suppressed_) + " more client lines suppressed (at most " +
+                      std::to_string(kClientLogLinesPerSecond) + " per second)");
+    suppressed_ = 0;
+    suppressed_level_ = LogLevel::kDebug;
+  }
+  // When Flush() has something to report.
+  std::optional<Clock::time_point> flush_due() const {
+    if (suppressed_ == 0) return std::nullopt;
+    return window_start_ + kClientLogWindow;
+  }
+
+ private:
+  Clock::time_point window_start_{};
+  int logged_in_window_ = 0;
+  uint64_t suppressed_ = 0;
+  LogLevel suppressed_level_ = LogLevel::kDebug;
+};
+
+// Fields are guarded by the server's `mu_` unless marked otherwise.
 struct Client {
   uint64_t id = 0;
   std::string peer;
   UniqueFd fd;
-  std::deque<Frame> queue;
-  size_t head_offset = 0;       // bytes of queue.front() already written
-  size_t queued_bytes = 0;      // bytes in `queue` not yet written
-  size_t protected_frames = 0;  // leading welcome frames, never dropped: readers need them
+  // Frames for this client alone, sent before any shared frame: its welcome frames (never
+  // dropped: readers need them), or a shared frame that a write left half sent (moved here
+  // so that it is finished before anything else, whatever happens to the shared log).
+  std::deque<Frame> own;
+  size_t own_offset = 0;  // bytes of own.front() already written
+  size_t own_bytes = 0;   // bytes in `own` not yet written
+  uint64_t next_seq = 0;  // the next shared frame to send
   uint64_t frames_sent = 0;
   uint64_t frames_dropped = 0;
   bool drop_logged = false;
+  bool writable = true;  // server thread only: false from a full socket until POLLOUT
 };
-
-// Appends `frame` to the client's queue within `limit` bytes; returns the frames dropped.
-// Only whole frames that have not started going out are dropped, oldest first; a frame
-// that alone exceeds the limit is itself dropped.
-uint64_t Enqueue(Client& client, const Frame& frame, size_t limit) {
-  const size_t size = frame->size();
-  if (size > limit) {
-    ++client.frames_dropped;
-    return 1;
-  }
-  const size_t keep =
-      std::max(client.protected_frames, client.head_offset > 0 ? size_t{1} : size_t{0});
-  uint64_t dropped = 0;
-  while (client.queued_bytes + size > limit && client.queue.size() > keep) {
-    const auto victim = client.queue.begin() + static_cast<std::ptrdiff_t>(keep);
-    client.queued_bytes -= (*victim)->size();
-    client.queue.erase(victim);
-    ++dropped;
-  }
-  client.frames_dropped += dropped;
-  client.queue.push_back(frame);
-  client.queued_bytes += size;
-  return dropped;
-}
 
 class JsonSocketServerImpl final : public JsonSocketServer {
  public:
@@ -225,6 +265,19 @@ class JsonSocketServerImpl final : public JsonSocketServer {
   std::vector<std::string> tcp_bound_addresses() const override { return tcp_bound_; }
 
  private:
+  // Every published frame is kept once in a shared log, whatever the number of clients;
+  // each client sends it from its own position (next_seq). `start` is the number of bytes
+  // published before the frame, so the bytes from any frame to the end are one subtraction.
+  struct LogEntry {
+    Frame frame;
+    uint64_t start;
+  };
+  enum class WakeMode {
+    kAwake,        // the server thread will look at the log without being woken
+    kWakeOnBytes,  // it sleeps briefly; wake it once kBatchWakeBytes are waiting
+    kWakeOnFirst,  // it sleeps until woken; wake it for the next frame
+  };
+
   Status ListenUnix(const std::string& path);
   Status ListenTcp(const std::string& address);
   void Wake();
@@ -232,9 +285,26 @@ class JsonSocketServerImpl final : public JsonSocketServer {
   void AcceptClients(const Listener& listener);
   // Handles poll events for one client; returns the reason to disconnect it, or empty.
   std::string Service(Client& client, short revents, bool* kicked);
-  // Writes queued frames until the socket is full or the round's budget is spent.
-  std::string WriteSome(Client& client);
+  // Writes queued frames until the socket is full or the round's budget is spent; returns
+  // the reason to disconnect the client, or empty. Sets *sent when bytes went out.
+  std::string WriteSome(Client& client, bool* sent);
   void Disconnect(uint64_t id, const std::string& reason, bool kicked);
+
+  // The helpers below need `mu_`.
+  // Shared frames the window has pushed out before `client` sent them, not yet counted.
+  uint64_t PendingDrops(const Client& client) const {
+    return window_first_seq_ > client.next_seq ? window_first_seq_ - client.next_seq : 0;
+  }
+  // Counts those frames as dropped and moves the client past them.
+  void AccountDrops(Client& client);
+  bool HasPending(const Client& client) const {
+    return !client.own.empty() || std::max(client.next_seq, window_first_seq_) < end_seq_;
+  }
+  size_t QueuedBytes(const Client& client) const;
+  // Marks `written` bytes of the client's frames as sent.
+  void Consume(Client& client, size_t written);
+  // Frees log frames that no client will send, at most `limit` of them.
+  void FreeUnneeded(size_t limit);
 
   const JsonSocketServerOptions options_;
   // Fixed once Start() returns; read by the server thread without locking.
@@ -242,17 +312,37 @@ class JsonSocketServerImpl final : public JsonSocketServer {
   std::vector<std::string> tcp_bound_;
   UniqueFd wake_fd_;
   std::thread thread_;
-  std::chrono::steady_clock::time_point accept_paused_until_{};  // server thread only
+  // Server thread only.
+  Clock::time_point accept_paused_until_{};
+  ClientLogLimiter client_log_;
 
   std::mutex stop_mu_;  // serialises Stop(); held while joining
   bool stopped_ = false;
 
   mutable std::mutex mu_;  // guards everything below
   // Set by Stop(): the server sends what is queued until then, then closes.
-  std::optional<std::chrono::steady_clock::time_point> drain_deadline_;
+  std::optional<Clock::time_point> drain_deadline_;
   std::vector<std::unique_ptr<Client>> clients_;
   uint64_t next_client_id_ = 0;
   JsonSocketServerStats totals_;  // clients_connected is derived from clients_
+  std::deque<LogEntry> log_;
+  uint64_t log_first_seq_ = 0;    // of log_.front()
+  uint64_t end_seq_ = 0;          // of the next frame published
+  uint64_t published_bytes_ = 0;  // bytes of the frames appended to the log so far
+  // Frames before this one are outside every client's buffer: a client that has not sent
+  // them has lost them. The frames from here to the end fit in client_buffer_bytes, which
+  // is what bounds each client's queue.
+  uint64_t window_first_seq_ = 0;
+  // No client's next_seq is lower (as of the server thread's last round).
+  uint64_t min_client_seq_ = 0;
+  // The server thread is writing frames from here on without holding `mu_`.
+  uint64_t pinned_seq_ = kNoSeq;
+  // It is writing to a client without `mu_`. Stats wait for the write to be counted, so
+  // that a reader that has a frame also sees it counted as sent.
+  bool writing_ = false;
+  mutable std::condition_variable write_done_;
+  WakeMode wake_mode_ = WakeMode::kAwake;
+  uint64_t wake_at_bytes_ = 0;  // kWakeOnBytes: wake once published_bytes_ gets here
 };
 
 Status JsonSocketServerImpl::Start() {
@@ -386,27 +476,90 @@ void JsonSocketServerImpl::Wake() {
 void JsonSocketServerImpl::Publish(Frame frame) {
   if (!frame || frame->empty()) return;
   bool wake = false;
-  std::vector<std::string> messages;  // logged after unlocking: stderr may block
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (drain_deadline_) return;
     ++totals_.frames_published;
-    for (const auto& client : clients_) {
-      const bool was_idle = client->queue.empty();
-      const uint64_t dropped = Enqueue(*client, frame, options_.client_buffer_bytes);
-      totals_.frames_dropped += dropped;
-      if (dropped > 0 && !client->drop_logged) {
-        client->drop_logged = true;
-        messages.push_back("client " + std::to_string(client->id) + " (" + client->peer +
-                           ") buffer full: dropping frames");
-      }
-      // A client with queued data is already polled for POLLOUT; only the transition
-      // from idle needs the thread's attention, which saves a syscall per frame.
-      wake = wake || (was_idle && !client->queue.empty());
+    if (clients_.empty()) return;  // nobody to send it to
+    const size_t size = frame->size();
+    log_.push_back(LogEntry{std::move(frame), published_bytes_});
+    published_bytes_ += size;
+    ++end_seq_;
+    // Frames freed because every client had sent them need no window bookkeeping.
+    window_first_seq_ = std::max(window_first_seq_, log_first_seq_);
+    while (window_first_seq_ < end_seq_ &&
+           published_bytes_ - log_[window_first_seq_ - log_first_seq_].start >
+               options_.client_buffer_bytes) {
+      ++window_first_seq_;
     }
+    // A few frames per call, so that the publisher frees about as many as it allocates:
+    // its allocator then reuses the memory at once instead of taking the slow path.
+    FreeUnneeded(kFreesPerPublish);
+    switch (wake_mode_) {
+      case WakeMode::kAwake:
+        break;
+      case WakeMode::kWakeOnBytes:
+        wake = published_bytes_ >= wake_at_bytes_;
+        break;
+      case WakeMode::kWakeOnFirst:
+        wake = true;
+        break;
+    }
+    if (wake) wake_mode_ = WakeMode::kAwake;
   }
   if (wake) Wake();
-  for (const std::string& message : messages) Log(LogLevel::kWarning, kComponent, message);
+}
+
+void JsonSocketServerImpl::AccountDrops(Client& client) {
+  const uint64_t dropped = PendingDrops(client);
+  if (dropped == 0) return;
+  client.next_seq += dropped;
+  client.frames_dropped += dropped;
+  totals_.frames_dropped += dropped;
+}
+
+size_t JsonSocketServerImpl::QueuedBytes(const Client& client) const {
+  const uint64_t from = std::max(client.next_seq, window_first_seq_);
+  const uint64_t shared =
+      from >= end_seq_ ? 0 : published_bytes_ - log_[from - log_first_seq_].start;
+  return client.own_bytes + static_cast<size_t>(shared);
+}
+
+void JsonSocketServerImpl::FreeUnneeded(size_t limit) {
+  const uint64_t free_below = std::min(std::max(window_first_seq_, min_client_seq_), pinned_seq_);
+  for (size_t i = 0; i < limit && log_first_seq_ < free_below && !log_.empty(); ++i) {
+    log_.pop_front();
+    ++log_first_seq_;
+  }
+}
+
+void JsonSocketServerImpl::Consume(Client& client, size_t written) {
+  size_t left = written;
+  while (left > 0 && !client.own.empty()) {
+    const size_t remaining = client.own.front()->size() - client.own_offset;
+    if (left < remaining) {
+      client.own_offset += left;
+      client.own_bytes -= left;
+      return;
+    }
+    left -= remaining;
+    client.own_bytes -= remaining;
+    client.own.pop_front();
+    client.own_offset = 0;
+    ++client.frames_sent;
+  }
+  while (left > 0) {
+    const Frame& frame = log_[client.next_seq - log_first_seq_].frame;
+    ++client.next_seq;
+    if (left < frame->size()) {
+      client.own.push_back(frame);
+      client.own_offset = left;
+      client.own_bytes = frame->size() - left;
+      return;
+    }
+    left -= frame->size();
+    ++client.frames_sent;
+  }
 }
 
 void JsonSocketServerImpl::Stop() {
@@ -417,12 +570,13 @@ void JsonSocketServerImpl::Stop() {
     // Stop in two steps: no new frames and no new clients, then give readers a moment to
     // take what is queued, so that a clean shutdown ends every stream on a whole frame.
     std::lock_guard<std::mutex> lock(mu_);
-    drain_deadline_ = std::chrono::steady_clock::now() + kStopDrain;
+    drain_deadline_ = Clock::now() + kStopDrain;
   }
   if (thread_.joinable()) {
     Wake();
     thread_.join();
   }
+  client_log_.Flush(Clock::now() + kClientLogWindow);  // the thread is gone: report now
   std::vector<std::unique_ptr<Client>> clients;
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -443,19 +597,23 @@ void JsonSocketServerImpl::Stop() {
 }
 
 JsonSocketServerStats JsonSocketServerImpl::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  write_done_.wait(lock, [this] { return !writing_; });
   JsonSocketServerStats stats = totals_;
   stats.clients_connected = clients_.size();
+  for (const auto& client : clients_) stats.frames_dropped += PendingDrops(*client);
   return stats;
 }
 
 std::vector<JsonClientStats> JsonSocketServerImpl::client_stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  write_done_.wait(lock, [this] { return !writing_; });
   std::vector<JsonClientStats> result;
   result.reserve(clients_.size());
   for (const auto& client : clients_) {
     result.push_back(JsonClientStats{client->id, client->peer, client->frames_sent,
-                                     client->frames_dropped, client->queued_bytes});
+                                     client->frames_dropped + PendingDrops(*client),
+                                     QueuedBytes(*client)});
   }
   return result;
 }
@@ -464,40 +622,76 @@ void JsonSocketServerImpl::Run() {
   pthread_setname_np(pthread_self(), "json-socket");
   std::vector<pollfd> fds;
   std::vector<Client*> polled;  // polled[i] belongs to fds[1 + listeners + i]
+  std::vector<std::string> drop_messages;
+  uint64_t published_seen = 0;
+  bool sent_last_round = false;
   while (true) {
     fds.clear();
     polled.clear();
+    drop_messages.clear();
+    const auto now = Clock::now();
+    client_log_.Flush(now);
+    const bool accepting_now = now >= accept_paused_until_;
     fds.push_back({wake_fd_.get(), POLLIN, 0});
-    const auto now = std::chrono::steady_clock::now();
-    std::optional<std::chrono::steady_clock::time_point> drain_deadline;
+    std::optional<Clock::time_point> wake_at;
+    bool any_ready = false;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      drain_deadline = drain_deadline_;
-      if (drain_deadline) {
-        const bool drained = std::all_of(clients_.begin(), clients_.end(),
-                                         [](const auto& c) { return c->queue.empty(); });
-        if (drained || now >= *drain_deadline) return;
+      const bool draining = drain_deadline_.has_value();
+      const bool accepting = accepting_now && !draining;
+      for (const Listener& listener : listeners_) {
+        // A paused listener stays in the set, without events, to keep indices simple.
+        fds.push_back({listener.fd.get(), static_cast<short>(accepting ? POLLIN : 0), 0});
       }
-    }
-    const bool accepting = now >= accept_paused_until_ && !drain_deadline;
-    for (const Listener& listener : listeners_) {
-      // A paused listener stays in the set, without events, to keep indices simple.
-      fds.push_back({listener.fd.get(), static_cast<short>(accepting ? POLLIN : 0), 0});
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
+      bool any_pending = false;
+      uint64_t min_seq = end_seq_;
       for (const auto& client : clients_) {
-        const short events = client->queue.empty() ? POLLIN : (POLLIN | POLLOUT);
+        AccountDrops(*client);
+        if (client->frames_dropped > 0 && !client->drop_logged) {
+          client->drop_logged = true;
+          drop_messages.push_back("client " + std::to_string(client->id) + " (" + client->peer +
+                                  ") buffer full: dropping frames");
+        }
+        const bool pending = HasPending(*client);
+        any_pending = any_pending || pending;
+        any_ready = any_ready || (pending && client->writable);
+        min_seq = std::min(min_seq, client->next_seq);
+        const short events = pending && !client->writable ? (POLLIN | POLLOUT) : POLLIN;
         fds.push_back({client->fd.get(), events, 0});
         polled.push_back(client.get());
       }
+      min_client_seq_ = min_seq;
+      if (!any_pending) FreeUnneeded(SIZE_MAX);  // idle: nobody else will
+      if (draining && (!any_pending || now >= *drain_deadline_)) return;
+      const bool active = sent_last_round || published_bytes_ != published_seen;
+      published_seen = published_bytes_;
+      if (draining) {
+        wake_at = drain_deadline_;
+      } else if (!any_ready && active) {
+        wake_mode_ = WakeMode::kWakeOnBytes;
+        wake_at_bytes_ = published_bytes_ + kBatchWakeBytes;
+        wake_at = now + kBatchInterval;
+      } else if (!any_ready) {
+        wake_mode_ = WakeMode::kWakeOnFirst;
+      }
+      if (!accepting_now)
+        wake_at = std::min(wake_at.value_or(accept_paused_until_), accept_paused_until_);
     }
-    const auto wake_at = drain_deadline ? *drain_deadline : accept_paused_until_;
+    for (const std::string& message : drop_messages) {
+      client_log_.Log(LogLevel::kWarning, message, now);
+    }
+    if (const auto due = client_log_.flush_due()) wake_at = std::min(wake_at.value_or(*due), *due);
     const int timeout_ms =
-        accepting ? -1
-                  : static_cast<int>(std::max<int64_t>(
-                        0, std::chrono::ceil<std::chrono::milliseconds>(wake_at - now).count()));
-    if (poll(fds.data(), fds.size(), timeout_ms) < 0) {
+        any_ready ? 0
+        : wake_at ? static_cast<int>(std::max<int64_t>(
+                        0, std::chrono::ceil<std::chrono::milliseconds>(*wake_at - now).count()))
+                  : -1;
+    const int ready = poll(fds.data(), fds.size(), timeout_ms);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      wake_mode_ = WakeMode::kAwake;
+    }
+    if (ready < 0) {
       if (errno != EINTR) {
         Log(LogLevel::kError, kComponent, "poll: " + ErrnoText(errno));
       }
@@ -513,12 +707,15 @@ void JsonSocketServerImpl::Run() {
       if (fds[1 + i].revents != 0) AcceptClients(listeners_[i]);
     }
     const size_t first_client = 1 + listeners_.size();
+    sent_last_round = false;
     for (size_t i = 0; i < polled.size(); ++i) {
+      Client& client = *polled[i];
       const short revents = fds[first_client + i].revents;
-      if (revents == 0) continue;
       bool kicked = false;
-      const std::string reason = Service(*polled[i], revents, &kicked);
-      if (!reason.empty()) Disconnect(polled[i]->id, reason, kicked);
+      std::string reason;
+      if (revents != 0) reason = Service(client, revents, &kicked);
+      if (reason.empty() && client.writable) reason = WriteSome(client, &sent_last_round);
+      if (!reason.empty()) Disconnect(client.id, reason, kicked);
     }
   }
 }
@@ -535,7 +732,7 @@ void JsonSocketServerImpl::AcceptClients(const Listener& listener) {
       if (err == EINTR || err == ECONNABORTED || err == EPROTO) continue;
       Log(LogLevel::kWarning, kComponent,
           "accept on " + listener.name + ": " + ErrnoText(err) + "; pausing accepts");
-      accept_paused_until_ = std::chrono::steady_clock::now() + kAcceptPause;
+      accept_paused_until_ = Clock::now() + kAcceptPause;
       return;
     }
     auto client = std::make_unique<Client>();
@@ -554,20 +751,20 @@ void JsonSocketServerImpl::AcceptClients(const Listener& listener) {
       }
       for (Frame& frame : welcome) {
         if (!frame || frame->empty()) continue;
-        client->queued_bytes += frame->size();
-        client->queue.push_back(std::move(frame));
+        client->own_bytes += frame->size();
+        client->own.push_back(std::move(frame));
       }
-      client->protected_frames = client->queue.size();
     }
     std::string message;
     {
       std::lock_guard<std::mutex> lock(mu_);
       client->id = ++next_client_id_;
+      client->next_seq = end_seq_;  // live frames from now on; no replay
       ++totals_.clients_accepted;
       message = "client " + std::to_string(client->id) + " connected from " + client->peer;
       clients_.push_back(std::move(client));
     }
-    Log(LogLevel::kInfo, kComponent, message);
+    client_log_.Log(LogLevel::kInfo, message, Clock::now());
   }
 }
 
@@ -593,55 +790,71 @@ std::string JsonSocketServerImpl::Service(Client& client, short revents, bool* k
   } else if ((revents & POLLHUP) != 0) {
     return "hung up";
   }
-  if ((revents & POLLOUT) != 0) return WriteSome(client);
+  if ((revents & POLLOUT) != 0) client.writable = true;
   return {};
 }
 
-std::string JsonSocketServerImpl::WriteSome(Client& client) {
-  // `mu_` is held across sendmsg() so that Publish() can never drop a frame that is
-  // being written; the call does not block and is capped at kMaxWriteBytesPerRound.
-  std::lock_guard<std::mutex> lock(mu_);
+std::string JsonSocketServerImpl::WriteSome(Client& client, bool* sent) {
   size_t budget = kMaxWriteBytesPerRound;
-  while (!client.queue.empty() && budget > 0) {
-    iovec iov[kMaxIov];
+  iovec iov[kMaxIov];
+  while (budget > 0) {
     size_t count = 0;
     size_t total = 0;
-    for (size_t i = 0; i < client.queue.size() && count < kMaxIov && total < budget; ++i) {
-      const std::string& frame = *client.queue[i];
-      const size_t offset = i == 0 ? client.head_offset : 0;
-      // sendmsg() only reads the buffers; iovec is merely declared non-const.
-      iov[count].iov_base = const_cast<char*>(frame.data() + offset);
-      iov[count].iov_len = frame.size() - offset;
-      total += iov[count].iov_len;
-      ++count;
+    {
+      // The iovecs point into frames that stay put without `mu_`: own frames are only
+      // touched by this thread, and Publish() frees no log frame from pinned_seq_ on.
+      std::lock_guard<std::mutex> lock(mu_);
+      AccountDrops(client);
+      for (size_t i = 0; i < client.own.size() && count < kMaxIov; ++i) {
+        const size_t offset = i == 0 ? client.own_offset : 0;
+        // sendmsg() only reads the buffers; iovec is merely declared non-const.
+        iov[count].iov_base = const_cast<char*>(client.own[i]->data() + offset);
+        iov[count].iov_len = client.own[i]->size() - offset;
+        total += iov[count].iov_len;
+        ++count;
+      }
+      uint64_t seq = client.next_seq;
+      for (; seq < end_seq_ && count < kMaxIov && total < budget; ++seq) {
+        const std::string& frame = *log_[seq - log_first_seq_].frame;
+        iov[count].iov_base = const_cast<char*>(frame.data());
+        iov[count].iov_len = frame.size();
+        total += frame.size();
+        ++count;
+      }
+      if (count == 0) return {};
+      if (seq > client.next_seq) pinned_seq_ = client.next_seq;
+      writing_ = true;
     }
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = count;
     // MSG_NOSIGNAL: a vanished reader must give EPIPE, not kill the gateway with SIGPIPE.
     const ssize_t written = sendmsg(client.fd.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (written < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return {};
-      return ErrnoText(errno);
-    }
-    size_t left = static_cast<size_t>(written);
-    totals_.bytes_sent += left;
-    client.queued_bytes -= left;
-    budget -= std::min(left, budget);
-    while (left > 0) {
-      const size_t remaining = client.queue.front()->size() - client.head_offset;
-      if (left < remaining) {
-        client.head_offset += left;
-        break;
+    const int err = errno;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      pinned_seq_ = kNoSeq;
+      writing_ = false;
+      if (written > 0) {
+        Consume(client, static_cast<size_t>(written));
+        totals_.bytes_sent += static_cast<uint64_t>(written);
       }
-      left -= remaining;
-      client.queue.pop_front();
-      client.head_offset = 0;
-      ++client.frames_sent;
-      if (client.protected_frames > 0) --client.protected_frames;
     }
-    if (static_cast<size_t>(written) < total) return {};  // the socket buffer is full
+    write_done_.notify_all();
+    if (written < 0) {
+      if (err == EINTR) continue;
+      if (err == EAGAIN || err == EWOULDBLOCK) {
+        client.writable = false;
+        return {};
+      }
+      return ErrnoText(err);
+    }
+    *sent = true;
+    if (static_cast<size_t>(written) < total) {
+      client.writable = false;  // the socket buffer is full: wait for POLLOUT
+      return {};
+    }
+    budget -= std::min(static_cast<size_t>(written), budget);
   }
   return {};
 }
@@ -653,16 +866,23 @@ void JsonSocketServerImpl::Disconnect(uint64_t id, const std::string& reason, bo
     const auto it = std::find_if(clients_.begin(), clients_.end(),
                                  [id](const auto& client) { return client->id == id; });
     if (it == clients_.end()) return;
+    AccountDrops(**it);
     gone = std::move(*it);
     clients_.erase(it);
     ++totals_.clients_disconnected;
     if (kicked) ++totals_.clients_kicked;
+    if (clients_.empty()) {
+      // Nobody left to send the log to.
+      log_.clear();
+      log_first_seq_ = window_first_seq_ = min_client_seq_ = end_seq_;
+    }
   }
   // Counted before the socket closes, so a peer that sees EOF also sees the stats.
-  Log(kicked ? LogLevel::kWarning : LogLevel::kInfo, kComponent,
-      "client " + std::to_string(gone->id) + " (" + gone->peer + ") disconnected: " + reason +
-          "; " + std::to_string(gone->frames_sent) + " frames sent, " +
-          std::to_string(gone->frames_dropped) + " dropped");
+  client_log_.Log(kicked ? LogLevel::kWarning : LogLevel::kInfo,
+                  "client " + std::to_string(gone->id) + " (" + gone->peer +
+                      ") disconnected: " + reason + "; " + std::to_string(gone->frames_sent) +
+                      " frames sent, " + std::to_string(gone->frames_dropped) + " dropped",
+                  Clock::now());
 }
 
 }  // namespace

@@ -11,6 +11,10 @@
 // may hold client_buffer_bytes plus its welcome frames plus the frame being written.
 // Stop() stops accepting and publishing, gives clients up to 2 s to take what is queued
 // (so a clean shutdown ends streams on a whole frame), then closes them.
+// Throughput: each frame is stored once for all clients, and frames go out in large
+// gathered writes; while frames keep coming they may wait up to 1 ms to be batched.
+// Per-client log lines (connect, disconnect, buffer full) are limited to 20 a second; the
+// rest are counted in one line.
 #pragma once
 
 #include <cstdint>

@@ -2,6 +2,7 @@
 // that has read its welcome frame is registered, so it receives every later Publish().
 #include "api/json_socket_server.h"
 
+#include "flowgate/common/log.h"
 #include "flowgate/common/netifyd_json.h"
 
 #include <arpa/inet.h>
@@ -579,6 +580,97 @@ TEST(JsonSocketServerTest, StopLetsReadingClientsTakeEverythingQueued) {
   EXPECT_EQ(last.kind, ReadOutcome::kEof) << last.error;
   // The welcome frame after the first was read above; every published frame follows it.
   EXPECT_GE(received, kFrames);
+}
+
+// Redirects this process's stderr (where Log() writes) to a file while it lives.
+class StderrCapture {
+ public:
+  StderrCapture() : file_(std::tmpfile()), saved_(dup(STDERR_FILENO)) {
+    std::fflush(stderr);
+    if (file_ != nullptr) dup2(fileno(file_), STDERR_FILENO);
+  }
+  ~StderrCapture() {
+    Restore();
+    if (file_ != nullptr) std::fclose(file_);
+  }
+  StderrCapture(const StderrCapture&) = delete;
+  StderrCapture& operator=(const StderrCapture&) = delete;
+
+  // Restores stderr and returns what was written meanwhile.
+  std::string Take() {
+    Restore();
+    std::string text;
+    if (file_ == nullptr) return text;
+    std::rewind(file_);
+    char chunk[4096];
+    size_t n;
+    while ((n = std::fread(chunk, 1, sizeof chunk, file_)) > 0) text.append(chunk, n);
+    return text;
+  }
+
+ private:
+  void Restore() {
+    if (saved_ < 0) return;
+    std::fflush(stderr);
+    dup2(saved_, STDERR_FILENO);
+    close(saved_);
+    saved_ = -1;
+  }
+
+  std::FILE* file_;
+  int saved_;
+};
+
+TEST(JsonSocketServerTest, ConnectFloodLogsAtMostTwentyClientLinesPerSecondAndCountsTheRest) {
+  constexpr int kClients = 60;  // a connect and a disconnect line each
+  TempDir dir;
+  JsonSocketServerOptions options = WelcomeOptions();
+  options.unix_paths = {dir.path() + "/s.sock"};
+  SetLogLevel(LogLevel::kInfo);
+  StderrCapture capture;
+  const auto start = Clock::now();
+  auto server = MustCreate(std::move(options));
+  ASSERT_NE(server, nullptr);
+  for (int i = 0; i < kClients; ++i) {
+    Fd fd = ConnectUnix(dir.path() + "/s.sock");
+    StrictFrameReader reader(fd.get());
+    ASSERT_EQ(ReadPayload(reader), kWelcomeJson + "\n");  // registered
+  }
+  const auto deadline = Clock::now() + kReadTimeout;
+  while (server->stats().clients_disconnected < kClients && Clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  ASSERT_EQ(server->stats().clients_disconnected, static_cast<uint64_t>(kClients));
+  server->Stop();  // reports lines still held back
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  const std::string log = capture.Take();
+
+  int logged = 0;
+  uint64_t suppressed = 0;
+  size_t at = 0;
+  while (at < log.size()) {
+    size_t end = log.find('\n', at);
+    if (end == std::string::npos) end = log.size();
+    const std::string_view line(log.data() + at, end - at);
+    at = end + 1;
+    if (line.find(" connected from ") != std::string_view::npos ||
+        line.find(" disconnected: ") != std::string_view::npos) {
+      ++logged;
+    }
+    const size_t count_end = line.find(" more client lines suppressed");
+    if (count_end != std::string_view::npos) {
+      const size_t count_start = line.rfind(' ', count_end - 1) + 1;
+      uint64_t count = 0;
+      std::from_chars(line.data() + count_start, line.data() + count_end, count);
+      suppressed += count;
+    }
+  }
+  // Every line is either written or counted; at most 20 are written per second.
+  EXPECT_EQ(logged + suppressed, 2u * kClients) << log;
+  EXPECT_LE(logged, 20 * (static_cast<int>(seconds) + 1)) << log;
+  if (seconds < 5) {
+    EXPECT_GT(suppressed, 0u) << log;
+  }
 }
 
 TEST(JsonSocketServerTest, BadTcpAddressesAreNamed) {

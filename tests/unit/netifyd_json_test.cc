@@ -132,6 +132,28 @@ TEST(NetifydFrameReader, ReassemblesFramesSplitAtEveryByte) {
   }
 }
 
+TEST(NetifydFrameReader, PayloadsNotYetTakenSurviveLaterFeeds) {
+  const std::string one = FrameNetifydPayload("{\"n\":1}\n");
+  const std::string two = FrameNetifydPayload("{\"n\":2}\n");
+  const std::string three = FrameNetifydPayload("{\"n\":3}\n");
+  NetifydFrameReader reader;
+  ASSERT_TRUE(reader.Feed(one + two.substr(0, 5)).ok());
+  std::string_view view;
+  ASSERT_TRUE(reader.Next(&view));
+  EXPECT_EQ(view, "{\"n\":1}\n");
+  EXPECT_EQ(reader.pending_bytes(), 5u);
+  // `two` completes but is not taken before more bytes arrive.
+  ASSERT_TRUE(reader.Feed(two.substr(5) + three.substr(0, 3)).ok());
+  ASSERT_TRUE(reader.Feed(three.substr(3)).ok());
+  std::string payload;
+  ASSERT_TRUE(reader.Next(&payload));
+  EXPECT_EQ(payload, "{\"n\":2}\n");
+  ASSERT_TRUE(reader.Next(&view));
+  EXPECT_EQ(view, "{\"n\":3}\n");
+  EXPECT_FALSE(reader.Next(&view));
+  EXPECT_EQ(reader.pending_bytes(), 0u);
+}
+
 TEST(NetifydFrameReader, RejectsMalformedHeadersAndBodies) {
   for (const char* bad :
        {"{\"length\":5}\nabcd\n", "{\"length\": x}\n", "hello\n", "{\"length\": 3}\nabc",

@@ -40,23 +40,31 @@ std::string_view OtherTypeName(v1::OtherType type);
 // A strict reader of a netifyd stream: feed it bytes as they arrive, take whole payloads
 // out. Rejects (and stays failed after) a header that is not exactly `{"length": N}\n`, a
 // length over `max_payload_bytes`, or a payload that is not one line ending in '\n'.
+// Payloads stay in the reader's buffer until taken, so reading copies nothing per frame.
 class NetifydFrameReader {
  public:
   explicit NetifydFrameReader(size_t max_payload_bytes = 64u << 20)
       : max_payload_bytes_(max_payload_bytes) {}
 
   Status Feed(std::string_view bytes);
-  // Moves the next complete payload (including its '\n') into *payload.
+  // Copies the next complete payload (including its '\n') into *payload.
   bool Next(std::string* payload);
+  // The same without a copy: *payload stays valid until the next Feed().
+  bool Next(std::string_view* payload);
   // Bytes received that do not yet form a whole frame.
-  size_t pending_bytes() const { return buffer_.size(); }
+  size_t pending_bytes() const { return buffer_.size() - parsed_; }
 
  private:
+  struct Span {
+    size_t offset;
+    size_t size;
+  };
   Status Parse();
 
   size_t max_payload_bytes_;
   std::string buffer_;
-  std::deque<std::string> ready_;
+  size_t parsed_ = 0;       // bytes of buffer_ that form whole frames
+  std::deque<Span> ready_;  // payloads in buffer_ not yet taken
   Status failure_;
 };
 
