@@ -23,6 +23,11 @@ std::string Hex16(uint16_t value) {
   return text;
 }
 
+const char* ProtocolNameOf(ndpi_detection_module_struct* module, uint16_t id) {
+  const char* name = ndpi_get_proto_name(module, id);
+  return name == nullptr ? "Unknown" : name;
+}
+
 bool AllZero(const uint8_t* bytes, size_t length) {
   return std::all_of(bytes, bytes + length, [](uint8_t b) { return b == 0; });
 }
@@ -78,9 +83,7 @@ void NdpiModule::ModuleFree::operator()(ndpi_detection_module_struct* module) co
   ndpi_exit_detection_module(module);
 }
 
-void FlowClassifier::NdpiFlowFree::operator()(ndpi_flow_struct* flow) const {
-  ndpi_free_flow(flow);
-}
+void NdpiFlowFree::operator()(ndpi_flow_struct* flow) const { ndpi_free_flow(flow); }
 
 Result<std::unique_ptr<NdpiModule>> NdpiModule::Create(const ClassifierOptions& options) {
   std::unique_ptr<NdpiModule> module(new NdpiModule());
@@ -105,12 +108,33 @@ Result<std::unique_ptr<NdpiModule>> NdpiModule::Create(const ClassifierOptions& 
 
 NdpiModule::~NdpiModule() = default;
 
-std::string NdpiModule::ProtocolName(uint16_t id) const {
-  const char* name = ndpi_get_proto_name(raw(), id);
-  return name == nullptr ? "Unknown" : name;
-}
+std::string NdpiModule::ProtocolName(uint16_t id) const { return ProtocolNameOf(raw(), id); }
 
 size_t NdpiModule::FlowStateBytes() { return ndpi_detection_get_sizeof_ndpi_flow_struct(); }
+
+NdpiFlowState NdpiModule::AcquireFlowState() {
+  const size_t size = FlowStateBytes();
+  if (!spare_flow_states_.empty()) {
+    NdpiFlowState state = std::move(spare_flow_states_.back());
+    spare_flow_states_.pop_back();
+    return state;  // zeroed when released
+  }
+  NdpiFlowState state(static_cast<ndpi_flow_struct*>(ndpi_flow_malloc(size)));
+  if (state != nullptr) std::memset(state.get(), 0, size);
+  return state;
+}
+
+void NdpiModule::ReleaseFlowState(NdpiFlowState state) {
+  // Enough spares for a burst of new flows; beyond that the memory goes back to the heap.
+  constexpr size_t kMaxSpareFlowStates = 1024;
+  if (state == nullptr) return;
+  if (spare_flow_states_.size() >= kMaxSpareFlowStates) return;  // `state` frees it all
+  // What nDPI allocated for this flow (names, certificates, ...); it leaves the pointers
+  // dangling, so the state is zeroed at once: a spare is always a valid empty flow.
+  ndpi_free_flow_data(state.get());
+  std::memset(state.get(), 0, FlowStateBytes());
+  spare_flow_states_.push_back(std::move(state));
+}
 
 v1::Definitions NdpiModule::Definitions() const {
   // nDPI has one id space for protocols and applications, and both kinds of id appear in
@@ -128,12 +152,8 @@ v1::Definitions NdpiModule::Definitions() const {
   return definitions;
 }
 
-FlowClassifier::FlowClassifier(uint8_t ip_protocol) : ip_protocol_(ip_protocol) {
-  const size_t size = NdpiModule::FlowStateBytes();
-  auto* flow = static_cast<ndpi_flow_struct*>(ndpi_flow_malloc(size));
-  if (flow != nullptr) std::memset(flow, 0, size);
-  ndpi_flow_.reset(flow);
-}
+FlowClassifier::FlowClassifier(NdpiModule& module, uint8_t ip_protocol)
+    : ndpi_flow_(module.AcquireFlowState()), ip_protocol_(ip_protocol) {}
 
 FlowClassifier::~FlowClassifier() = default;
 FlowClassifier::FlowClassifier(FlowClassifier&&) noexcept = default;
@@ -180,9 +200,10 @@ void FillDetection(const NdpiModule& module, const ndpi_flow_struct& flow, ndpi_
     application = proto.app_protocol;
   }
   d->set_detected_protocol(protocol);
-  d->set_detected_protocol_name(module.ProtocolName(protocol));
+  // Names as nDPI's own C strings: assigned into the reused message, no temporary string.
+  d->set_detected_protocol_name(ProtocolNameOf(module.raw(), protocol));
   d->set_detected_application(application);
-  d->set_detected_application_name(module.ProtocolName(application));
+  d->set_detected_application_name(ProtocolNameOf(module.raw(), application));
   d->set_detection_guessed(guessed);
   const char* confidence = ndpi_confidence_get_name(flow.confidence);
   if (confidence != nullptr) d->set_detection_confidence(confidence);
@@ -245,17 +266,21 @@ ClassifyStep FlowClassifier::Update(NdpiModule& module, bool finishing,
                           proto.master_protocol != NDPI_PROTOCOL_UNKNOWN || finishing;
   if (!has_answer) return ClassifyStep::kPending;
 
-  v1::FlowMetadata d;
-  FillDetection(module, flow, proto, guessed, &d);
-  if (finishing) ndpi_flow_.reset();  // the answer is final: free nDPI's per-flow state
+  detection->Clear();
+  FillDetection(module, flow, proto, guessed, detection);
+  // The answer is final: nDPI's per-flow state goes back to the module, never touched again.
+  if (finishing) module.ReleaseFlowState(std::move(ndpi_flow_));
 
-  const uint64_t hash = std::hash<std::string>()(d.SerializeAsString());
   const bool first = !answered_;
-  const bool changed = hash != answer_hash_;
   answered_ = true;
+  // A first answer that is also final has nothing to be compared with later.
+  if (first && finishing) return ClassifyStep::kDetected;
+  std::string& serialized = module.scratch();
+  detection->SerializeToString(&serialized);
+  const uint64_t hash = std::hash<std::string>()(serialized);
+  const bool changed = hash != answer_hash_;
   answer_hash_ = hash;
   if (!first && !changed) return ClassifyStep::kUnchanged;
-  *detection = std::move(d);
   return first ? ClassifyStep::kDetected : ClassifyStep::kRefined;
 }
 

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "flowgate/common/status.h"
 #include "flowgate/v1/events.pb.h"
@@ -39,11 +40,21 @@ enum class ClassifyStep {
   kUnchanged,  // nothing new
 };
 
+// nDPI's per-flow state, freed with ndpi_free_flow.
+struct NdpiFlowFree {
+  void operator()(ndpi_flow_struct* flow) const;
+};
+using NdpiFlowState = std::unique_ptr<ndpi_flow_struct, NdpiFlowFree>;
+
 // The DPI state of one flow. Owned by the worker's flow table; used on that thread only.
 // Compact on purpose (24 bytes): a million classified flows must fit in a small probe.
 class FlowClassifier {
  public:
-  explicit FlowClassifier(uint8_t ip_protocol);
+  // A classifier with no flow: final, nothing to inspect (a free slot of the flow table).
+  FlowClassifier() = default;
+  // A new flow's classifier, with nDPI state taken from `module` (given back to it when
+  // the classification becomes final).
+  FlowClassifier(NdpiModule& module, uint8_t ip_protocol);
   ~FlowClassifier();
   FlowClassifier(FlowClassifier&&) noexcept;
   FlowClassifier& operator=(FlowClassifier&&) noexcept;
@@ -51,7 +62,8 @@ class FlowClassifier {
   // Gives one packet (starting at its IP header) to nDPI, unless classification is final.
   // When the result is kDetected or kRefined, *detection holds the detection fields of the
   // `flow` event that is due (detected_*, category, host name, ssl, http, dns, dhcp, ssh,
-  // bt, risks, detection_guessed, detection_confidence); otherwise it is left alone.
+  // bt, risks, detection_guessed, detection_confidence) and nothing else. Otherwise its
+  // content is unspecified: callers pass a reused message, so nothing is built per packet.
   ClassifyStep Process(NdpiModule& module, const uint8_t* l3, size_t l3_length, uint64_t time_ms,
                        v1::FlowMetadata* detection);
   // Makes the classification final now (a guess if nDPI has no answer): at flow end.
@@ -66,14 +78,11 @@ class FlowClassifier {
  private:
   ClassifyStep Update(NdpiModule& module, bool finishing, v1::FlowMetadata* detection);
 
-  struct NdpiFlowFree {
-    void operator()(ndpi_flow_struct* flow) const;
-  };
-  std::unique_ptr<ndpi_flow_struct, NdpiFlowFree> ndpi_flow_;
+  NdpiFlowState ndpi_flow_;
   // A hash of the first answer's fields: the final answer is a refinement only if it differs.
   uint64_t answer_hash_ = 0;
   uint32_t packets_ = 0;
-  uint8_t ip_protocol_;
+  uint8_t ip_protocol_ = 0;
   bool answered_ = false;
 };
 
@@ -93,6 +102,17 @@ class NdpiModule {
   // Bytes nDPI allocates per flow for its state while a flow is being inspected.
   static size_t FlowStateBytes();
 
+  // Zeroed per-flow state for a new flow, recycled from ReleaseFlowState() when there is
+  // some: a busy worker starts and finishes flows all the time, and fresh allocations of
+  // nDPI's large state among the flow table's small ones fragment the heap. Null when out
+  // of memory.
+  NdpiFlowState AcquireFlowState();
+  // Takes back a flow's state once its classification is final (frees what nDPI allocated
+  // for it, keeps the state itself for the next flow).
+  void ReleaseFlowState(NdpiFlowState state);
+  // Scratch space for one thread's serialisations (the module is one worker's).
+  std::string& scratch() { return scratch_; }
+
   const ClassifierOptions& options() const { return options_; }
   ndpi_detection_module_struct* raw() const { return module_.get(); }
 
@@ -103,6 +123,8 @@ class NdpiModule {
   };
   std::unique_ptr<ndpi_detection_module_struct, ModuleFree> module_;
   ClassifierOptions options_;
+  std::vector<NdpiFlowState> spare_flow_states_;
+  std::string scratch_;
 };
 
 }  // namespace flowgate::classify

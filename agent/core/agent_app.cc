@@ -110,6 +110,8 @@ struct Capture {
   std::mutex mutex;  // guards everything below
   std::optional<CaptureCounters> counters;
   uint64_t kernel_dropped_reported = 0;
+  // The current handle's kernel drops as last sampled by the capture thread: only that
+  // thread touches the pcap handle (pcap_stats is not safe beside a running pcap_next_ex).
   uint64_t kernel_dropped = 0;
   uint64_t queue_dropped = 0;
   uint64_t packets = 0;  // read from the source, whole run
@@ -316,19 +318,41 @@ class Agent {
     return Status::Ok();
   }
 
+  // Live captures: copies the handle's kernel drop count for the status reporter. Called by
+  // the capture thread only, between reads.
+  static void SampleKernelDrops(Capture& c) {
+    if (!c.live || c.source == nullptr) return;
+    const uint64_t dropped = c.source->counters().kernel_dropped;
+    std::lock_guard lock(c.mutex);
+    c.kernel_dropped = dropped;
+  }
+
   // The capture thread: read, decode, count, hand each packet to its flow's worker.
   Status CaptureLoop(Capture& c, uint8_t index) {
+    // Samples kernel drops at least this often while packets flow, and at every idle poll.
+    constexpr uint64_t kDropSampleMs = 500;
+    constexpr uint32_t kPacketsPerClockCheck = 1024;
     capture::FragmentTracker fragments;
     capture::RawPacket raw;
     capture::DecodedPacket packet;
     uint64_t first_packet_us = 0, replay_start_ms = 0;
     uint64_t backoff_ms = kMinReopenBackoffMs;
+    uint64_t next_drop_sample_ms = 0;
+    uint32_t packets_since_clock_check = 0;
     {
       std::lock_guard lock(c.mutex);
       c.running = c.source.get();
     }
     if (stop_.load()) c.source->Interrupt();
     while (true) {
+      if (c.live &&
+          (++packets_since_clock_check >= kPacketsPerClockCheck || next_drop_sample_ms == 0)) {
+        packets_since_clock_check = 0;
+        if (SteadyMs() >= next_drop_sample_ms) {
+          SampleKernelDrops(c);
+          next_drop_sample_ms = SteadyMs() + kDropSampleMs;
+        }
+      }
       Result<bool> more = c.source->Next(&raw);
       if (!more.ok()) {
         if (!c.live) return more.status();
@@ -337,7 +361,8 @@ class Agent {
       }
       if (!*more) {
         if (!c.live) return Status::Ok();  // end of file
-        if (!stop_.load()) continue;       // nothing now
+        SampleKernelDrops(c);
+        if (!stop_.load()) continue;  // nothing now
         // Stopping: take what the kernel already holds, then end.
         c.source->SetNonBlocking();
         while (true) {
@@ -345,6 +370,7 @@ class Agent {
           if (!rest.ok() || !*rest) break;
           HandleRaw(c, index, raw, &fragments, &packet);
         }
+        SampleKernelDrops(c);  // for the final status
         return Status::Ok();
       }
       if (!c.live && stop_.load()) return Status::Ok();
@@ -419,7 +445,7 @@ class Agent {
       c.running = c.source.get();
       c.state = "up";
       ++c.reopens;
-      c.kernel_dropped_reported = 0;  // a new handle counts from zero
+      c.kernel_dropped = c.kernel_dropped_reported = 0;  // a new handle counts from zero
       *backoff_ms = kMinReopenBackoffMs;
       Log(LogLevel::kInfo, "agent", "capturing on " + c.path + " again");
       return true;
@@ -523,11 +549,9 @@ class Agent {
     for (const auto& c : captures_) {
       std::lock_guard lock(c->mutex);
       v1::InterfaceStats stats = c->counters->TakeInterval(c->name);
-      if (c->running != nullptr) {
-        const uint64_t dropped = c->running->counters().kernel_dropped;
-        stats.set_capture_dropped(dropped - std::min(dropped, c->kernel_dropped_reported));
-        c->kernel_dropped_reported = dropped;
-      }
+      const uint64_t dropped = c->kernel_dropped;  // sampled by the capture thread
+      stats.set_capture_dropped(dropped - std::min(dropped, c->kernel_dropped_reported));
+      c->kernel_dropped_reported = dropped;
       stats.set_queue_dropped(c->queue_dropped);
       c->queue_dropped = 0;
       *s->add_stats() = std::move(stats);

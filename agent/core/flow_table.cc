@@ -5,7 +5,8 @@
 #include <netinet/in.h>
 #include <openssl/evp.h>
 
-#include <cstdio>
+#include <algorithm>
+#include <bit>
 #include <cstring>
 
 namespace flowgate::agent {
@@ -13,6 +14,9 @@ namespace {
 
 constexpr uint8_t kTcpFin = 0x01, kTcpSyn = 0x02, kTcpRst = 0x04, kTcpAck = 0x10;
 constexpr uint8_t kLower = 0, kUpper = 1;
+constexpr size_t kMaxChunkFlows = 4096;
+constexpr size_t kMinIndexSlots = 64;
+constexpr size_t kDigestBytes = 20;  // SHA-1
 
 int Rank(AddressClass c) {
   switch (c) {
@@ -27,11 +31,18 @@ int Rank(AddressClass c) {
   }
 }
 
-std::string MacText(const uint8_t* mac) {
-  char text[18];
-  std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1], mac[2], mac[3],
-                mac[4], mac[5]);
-  return text;
+// Lower-case hex of `bytes` into *out, reusing its buffer (HexLower returns a new string,
+// which would allocate once per event).
+void AssignHex(const uint8_t* bytes, size_t length, char separator, std::string* out) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  const size_t step = separator != '\0' ? 3 : 2;
+  out->resize(length == 0 ? 0 : length * step - (step - 2));
+  char* text = out->data();
+  for (size_t i = 0; i < length; ++i) {
+    if (i > 0 && separator != '\0') *text++ = separator;
+    *text++ = kDigits[bytes[i] >> 4];
+    *text++ = kDigits[bytes[i] & 0x0f];
+  }
 }
 
 // OpenSSL 3 looks EVP_sha1() up again on every use, which costs more than the hash itself:
@@ -41,19 +52,28 @@ const EVP_MD* Sha1() {
   return kSha1;
 }
 
+// Spreads FlowKeyHash's value over the index (its low bits alone also pick the worker, so
+// every key of one worker would share them).
+size_t HomeSlot(uint32_t hash, size_t mask) {
+  return static_cast<size_t>((uint64_t{hash} * 0x9e3779b97f4a7c15ULL) >> 32) & mask;
+}
+
 }  // namespace
 
-// What the table keeps per flow between packets: kept small (about 150 bytes with its
-// map node), since a probe may track a million flows. Everything a `flow` event says beyond
-// this is built from nDPI's state when the event is due.
+// What the table keeps per flow between packets: kept small (about 250 bytes with its
+// index slots), since a probe may track a million flows. Everything a `flow` event says
+// beyond this is built from nDPI's state when the event is due.
 struct FlowTable::Flow {
-  const FlowKey* key = nullptr;  // the map's copy
-  Flow* prev = nullptr;          // idle list links
+  FlowKey key;
+  Flow* prev = nullptr;  // idle list links
   Flow* next = nullptr;
   uint64_t first_seen_ms = 0, last_seen_ms = 0;
   uint64_t bytes[2] = {}, packets[2] = {};
   uint64_t reported_bytes[2] = {}, reported_packets[2] = {};
   classify::FlowClassifier classifier;
+  uint32_t id = 0;
+  uint32_t hash = 0;                  // FlowKeyHash of key, truncated
+  uint8_t digest[kDigestBytes] = {};  // valid once has_digest: every event carries it
   uint8_t mac[2][6] = {};
   uint8_t local_side = kLower;
   uint8_t origin_side = kLower;
@@ -61,8 +81,7 @@ struct FlowTable::Flow {
   bool closing = false;  // TCP FIN or RST seen
   bool active_since_stats = false;
   bool in_long_list = false;
-
-  explicit Flow(uint8_t ip_protocol) : classifier(ip_protocol) {}
+  bool has_digest = false;
 };
 
 FlowKey FlowKey::Of(const capture::DecodedPacket& packet, uint8_t interface_index,
@@ -120,53 +139,138 @@ void FlowTable::IdleList::Remove(Flow* flow) {
 
 FlowTable::FlowTable(FlowTableOptions options, const LocalNetworks& local_networks,
                      classify::NdpiModule& ndpi, EventSink& sink)
-    : options_(std::move(options)), local_networks_(local_networks), ndpi_(ndpi), sink_(sink) {
+    : options_(std::move(options)),
+      local_networks_(local_networks),
+      ndpi_(ndpi),
+      sink_(sink),
+      digest_context_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
   if (options_.interfaces.empty()) options_.interfaces.push_back(FlowInterface{});
+  // Small tables (tests, fuzzing) get small chunks; ids stay below 2^32 either way.
+  const size_t chunk = std::bit_ceil(std::clamp<size_t>(options_.max_flows, 1, kMaxChunkFlows));
+  chunk_shift_ = static_cast<uint32_t>(std::countr_zero(chunk));
+  index_.resize(kMinIndexSlots);
+  flow_event_.mutable_flow();
+  stats_event_.mutable_flow_stats();
+  purge_event_.mutable_flow_purge();
 }
 
 FlowTable::~FlowTable() = default;
 
-std::string FlowTable::Digest(const FlowKey& key) const {
-  // Computed when an event needs it rather than kept: 40 bytes per flow saved for a hash
-  // that costs about a microsecond.
-  std::string input = options_.agent_id;
-  input += '\0';
-  input += options_.interfaces[key.interface_index].name;
-  input += '\0';
-  const size_t address_bytes = key.ip_version == 6 ? 16 : 4;
-  const uint8_t head[8] = {key.ip_version,
-                           key.ip_protocol,
-                           static_cast<uint8_t>(key.vlan_id >> 8),
-                           static_cast<uint8_t>(key.vlan_id),
-                           static_cast<uint8_t>(key.lower_port >> 8),
-                           static_cast<uint8_t>(key.lower_port),
-                           static_cast<uint8_t>(key.upper_port >> 8),
-                           static_cast<uint8_t>(key.upper_port)};
-  input.append(reinterpret_cast<const char*>(head), sizeof head);
-  input.append(reinterpret_cast<const char*>(key.lower.bytes), address_bytes);
-  input.append(reinterpret_cast<const char*>(key.upper.bytes), address_bytes);
-  unsigned char sha1[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  EVP_Digest(input.data(), input.size(), sha1, &length, Sha1(), nullptr);
-  return HexLower(sha1, length);
+FlowTable::Flow& FlowTable::FlowAt(uint32_t id) {
+  return chunks_[id >> chunk_shift_][id & ((uint32_t{1} << chunk_shift_) - 1)];
+}
+
+FlowTable::Flow* FlowTable::NewFlow() {
+  uint32_t id;
+  if (!free_ids_.empty()) {
+    id = free_ids_.back();
+    free_ids_.pop_back();
+  } else {
+    if ((next_id_ >> chunk_shift_) >= chunks_.size()) {
+      chunks_.push_back(std::make_unique<Flow[]>(size_t{1} << chunk_shift_));
+    }
+    id = next_id_++;
+  }
+  Flow* flow = &FlowAt(id);
+  *flow = Flow{};
+  flow->id = id;
+  return flow;
+}
+
+void FlowTable::GrowIndex() {
+  std::vector<Slot> old(index_.size() * 2);
+  old.swap(index_);
+  const size_t mask = index_.size() - 1;
+  for (const Slot& slot : old) {
+    if (slot.flow == 0) continue;
+    size_t at = HomeSlot(slot.hash, mask);
+    while (index_[at].flow != 0) at = (at + 1) & mask;
+    index_[at] = slot;
+  }
+}
+
+void FlowTable::IndexInsert(uint32_t id, uint32_t hash) {
+  if ((size_ + 1) * 2 > index_.size()) GrowIndex();
+  const size_t mask = index_.size() - 1;
+  size_t at = HomeSlot(hash, mask);
+  while (index_[at].flow != 0) at = (at + 1) & mask;
+  index_[at] = Slot{id + 1, hash};
+  ++size_;
+}
+
+void FlowTable::IndexErase(uint32_t id, uint32_t hash) {
+  const size_t mask = index_.size() - 1;
+  size_t hole = HomeSlot(hash, mask);
+  while (index_[hole].flow != id + 1) hole = (hole + 1) & mask;
+  // Backward-shift deletion: move up every later entry of the run whose home is not
+  // between the hole and itself, so that lookups never need tombstones.
+  for (size_t at = (hole + 1) & mask; index_[at].flow != 0; at = (at + 1) & mask) {
+    const size_t home = HomeSlot(index_[at].hash, mask);
+    if (((at - home) & mask) >= ((at - hole) & mask)) {
+      index_[hole] = index_[at];
+      hole = at;
+    }
+  }
+  index_[hole] = Slot{};
+  --size_;
+}
+
+void FlowTable::SetDigest(Flow& flow, std::string* digest_hex) {
+  if (!flow.has_digest) {
+    // Once per flow, kept: every event of the flow carries it, and SHA-1 with its input
+    // costs more than the 20 bytes.
+    const FlowKey& key = flow.key;
+    const std::string& interface = options_.interfaces[key.interface_index].name;
+    const size_t address_bytes = key.ip_version == 6 ? 16 : 4;
+    const uint8_t head[8] = {key.ip_version,
+                             key.ip_protocol,
+                             static_cast<uint8_t>(key.vlan_id >> 8),
+                             static_cast<uint8_t>(key.vlan_id),
+                             static_cast<uint8_t>(key.lower_port >> 8),
+                             static_cast<uint8_t>(key.lower_port),
+                             static_cast<uint8_t>(key.upper_port >> 8),
+                             static_cast<uint8_t>(key.upper_port)};
+    const char nul = '\0';
+    EVP_MD_CTX* context = digest_context_.get();
+    unsigned int length = 0;
+    EVP_DigestInit_ex2(context, Sha1(), nullptr);
+    EVP_DigestUpdate(context, options_.agent_id.data(), options_.agent_id.size());
+    EVP_DigestUpdate(context, &nul, 1);
+    EVP_DigestUpdate(context, interface.data(), interface.size());
+    EVP_DigestUpdate(context, &nul, 1);
+    EVP_DigestUpdate(context, head, sizeof head);
+    EVP_DigestUpdate(context, key.lower.bytes, address_bytes);
+    EVP_DigestUpdate(context, key.upper.bytes, address_bytes);
+    EVP_DigestFinal_ex(context, flow.digest, &length);
+    flow.has_digest = true;
+  }
+  AssignHex(flow.digest, kDigestBytes, '\0', digest_hex);
 }
 
 FlowTable::IdleList& FlowTable::ListFor(const Flow& flow) {
   return flow.in_long_list ? long_idle_ : short_idle_;
 }
 
-FlowTable::Flow* FlowTable::FindOrCreate(const FlowKey& key, const capture::DecodedPacket& packet,
-                                         bool sender_is_lower, uint64_t time_ms) {
-  if (auto it = flows_.find(key); it != flows_.end()) return &it->second;
+FlowTable::Flow* FlowTable::FindOrCreate(const FlowKey& key, uint32_t hash,
+                                         const capture::DecodedPacket& packet, bool sender_is_lower,
+                                         uint64_t time_ms) {
+  const size_t mask = index_.size() - 1;
+  for (size_t at = HomeSlot(hash, mask); index_[at].flow != 0; at = (at + 1) & mask) {
+    if (index_[at].hash != hash) continue;
+    Flow& candidate = FlowAt(index_[at].flow - 1);
+    if (candidate.key == key) return &candidate;
+  }
 
-  if (flows_.size() >= options_.max_flows && !flows_.empty()) {
+  if (size_ >= options_.max_flows && size_ > 0) {
     Flow* oldest = short_idle_.head != nullptr ? short_idle_.head : long_idle_.head;
     stats_.set_evicted(stats_.evicted() + 1);
     Purge(oldest, v1::PURGE_REASON_EVICTED);
   }
-  auto [it, inserted] = flows_.try_emplace(key, packet.ip_protocol);
-  Flow* flow = &it->second;
-  flow->key = &it->first;
+  Flow* flow = NewFlow();
+  flow->key = key;
+  flow->hash = hash;
+  flow->classifier = classify::FlowClassifier(ndpi_, packet.ip_protocol);
+  IndexInsert(flow->id, hash);
   flow->first_seen_ms = time_ms;
   // The first packet's sender opened the flow, unless it is a SYN+ACK: then the receiver did.
   const uint8_t sender = sender_is_lower ? kLower : kUpper;
@@ -195,7 +299,7 @@ FlowTable::Flow* FlowTable::FindOrCreate(const FlowKey& key, const capture::Deco
   flow->in_long_list = key.ip_protocol == IPPROTO_TCP;
   ListFor(*flow).PushBack(flow);
   stats_.set_created(stats_.created() + 1);
-  stats_.set_active(flows_.size());
+  stats_.set_active(size_);
   return flow;
 }
 
@@ -204,8 +308,9 @@ void FlowTable::OnPacket(const capture::DecodedPacket& packet, uint64_t time_us,
   if (interface_index >= options_.interfaces.size()) interface_index = 0;
   bool sender_is_lower = true;
   const FlowKey key = FlowKey::Of(packet, interface_index, &sender_is_lower);
+  const auto hash = static_cast<uint32_t>(FlowKeyHash()(key));
   const uint64_t time_ms = time_us / 1000;
-  Flow* flow = FindOrCreate(key, packet, sender_is_lower, time_ms);
+  Flow* flow = FindOrCreate(key, hash, packet, sender_is_lower, time_ms);
   const uint8_t sender = sender_is_lower ? kLower : kUpper;
 
   // Re-file the flow at the back of its idle list (it moves to the short list after a FIN).
@@ -224,42 +329,36 @@ void FlowTable::OnPacket(const capture::DecodedPacket& packet, uint64_t time_us,
   if (packet.has_mac) std::memcpy(flow->mac[sender], packet.src_mac, 6);
 
   if (flow->classifier.final() || packet.l3 == nullptr) return;
-  v1::FlowMetadata detection;
-  const classify::ClassifyStep step =
-      flow->classifier.Process(ndpi_, packet.l3, packet.l3_length, time_ms, &detection);
-  EmitDetection(*flow, step, std::move(detection));
+  const classify::ClassifyStep step = flow->classifier.Process(
+      ndpi_, packet.l3, packet.l3_length, time_ms, flow_event_.mutable_flow()->mutable_flow());
+  EmitDetection(*flow, step);
 }
 
-void FlowTable::EmitDetection(const Flow& flow, classify::ClassifyStep step,
-                              v1::FlowMetadata&& detection) {
+void FlowTable::EmitDetection(Flow& flow, classify::ClassifyStep step) {
   if (step == classify::ClassifyStep::kDetected) {
     stats_.set_detected(stats_.detected() + 1);
-    if (detection.detection_guessed()) stats_.set_guessed(stats_.guessed() + 1);
-    EmitFlow(flow, std::move(detection), false);
+    if (flow_event_.flow().flow().detection_guessed()) stats_.set_guessed(stats_.guessed() + 1);
+    EmitFlow(flow, false);
   } else if (step == classify::ClassifyStep::kRefined) {
-    EmitFlow(flow, std::move(detection), true);
+    EmitFlow(flow, true);
   }
 }
 
-v1::FlowContext FlowTable::Context(const Flow& flow) const {
-  v1::FlowContext context;
-  const FlowInterface& interface = options_.interfaces[flow.key->interface_index];
-  context.set_interface(interface.name);
-  context.set_internal(interface.internal);
-  return context;
+void FlowTable::SetContext(const Flow& flow, v1::FlowContext* context) const {
+  const FlowInterface& interface = options_.interfaces[flow.key.interface_index];
+  context->set_interface(interface.name);
+  context->set_internal(interface.internal);
 }
 
-void FlowTable::EmitFlow(const Flow& flow, v1::FlowMetadata&& detection, bool updated) {
-  v1::Event event;
-  v1::FlowEvent* body = event.mutable_flow();
-  *body->mutable_context() = Context(flow);
-  v1::FlowMetadata* m = body->mutable_flow();
-  *m = std::move(detection);
-  const FlowKey& key = *flow.key;
+void FlowTable::EmitFlow(Flow& flow, bool updated) {
+  v1::FlowEvent* body = flow_event_.mutable_flow();
+  SetContext(flow, body->mutable_context());
+  v1::FlowMetadata* m = body->mutable_flow();  // holds the classifier's detection fields
+  const FlowKey& key = flow.key;
   const int local = flow.local_side, other = 1 - flow.local_side;
   const capture::IpAddress& local_ip = local == kLower ? key.lower : key.upper;
   const capture::IpAddress& other_ip = local == kLower ? key.upper : key.lower;
-  m->set_digest(Digest(key));
+  SetDigest(flow, m->mutable_digest());
   m->set_ip_version(key.ip_version);
   m->set_ip_protocol(key.ip_protocol);
   m->set_vlan_id(key.vlan_id);
@@ -267,19 +366,19 @@ void FlowTable::EmitFlow(const Flow& flow, v1::FlowMetadata&& detection, bool up
   m->set_other_ip(other_ip.ToString());
   m->set_local_port(local == kLower ? key.lower_port : key.upper_port);
   m->set_other_port(local == kLower ? key.upper_port : key.lower_port);
-  m->set_local_mac(MacText(flow.mac[local]));
-  m->set_other_mac(MacText(flow.mac[other]));
+  AssignHex(flow.mac[local], 6, ':', m->mutable_local_mac());
+  AssignHex(flow.mac[other], 6, ':', m->mutable_other_mac());
   m->set_other_type(flow.other_type);
   m->set_local_origin(flow.origin_side == local);
   m->set_detection_updated(updated);
   m->set_first_seen_at(flow.first_seen_ms);
   m->set_last_seen_at(flow.last_seen_ms);
-  sink_.Emit(event);
+  sink_.Emit(flow_event_);
 }
 
 void FlowTable::FillCounters(Flow& flow, v1::FlowCounters* c, bool consume_deltas) {
   const int local = flow.local_side, other = 1 - flow.local_side;
-  c->set_digest(Digest(*flow.key));
+  SetDigest(flow, c->mutable_digest());
   c->set_last_seen_at(flow.last_seen_ms);
   c->set_local_bytes(flow.bytes[local] - flow.reported_bytes[local]);
   c->set_other_bytes(flow.bytes[other] - flow.reported_bytes[other]);
@@ -295,33 +394,36 @@ void FlowTable::FillCounters(Flow& flow, v1::FlowCounters* c, bool consume_delta
 }
 
 void FlowTable::EmitStats() {
-  for (auto& [key, flow] : flows_) {
-    if (!flow.active_since_stats) continue;
-    flow.active_since_stats = false;
-    v1::Event event;
-    *event.mutable_flow_stats()->mutable_context() = Context(flow);
-    FillCounters(flow, event.mutable_flow_stats()->mutable_flow(), true);
-    sink_.Emit(event);
+  // Every live flow is on exactly one idle list.
+  for (IdleList* list : {&short_idle_, &long_idle_}) {
+    for (Flow* flow = list->head; flow != nullptr; flow = flow->next) {
+      if (!flow->active_since_stats) continue;
+      flow->active_since_stats = false;
+      v1::FlowStatsEvent* body = stats_event_.mutable_flow_stats();
+      SetContext(*flow, body->mutable_context());
+      FillCounters(*flow, body->mutable_flow(), true);
+      sink_.Emit(stats_event_);
+    }
   }
 }
 
 void FlowTable::Purge(Flow* flow, v1::PurgeReason reason) {
   // Every flow gets its `flow` message before its purge, guessed if nDPI had no answer.
-  v1::FlowMetadata detection;
-  const classify::ClassifyStep step = flow->classifier.Finish(ndpi_, &detection);
-  EmitDetection(*flow, step, std::move(detection));
-  v1::Event event;
-  v1::FlowPurgeEvent* purge = event.mutable_flow_purge();
-  *purge->mutable_context() = Context(*flow);
+  const classify::ClassifyStep step =
+      flow->classifier.Finish(ndpi_, flow_event_.mutable_flow()->mutable_flow());
+  EmitDetection(*flow, step);
+  v1::FlowPurgeEvent* purge = purge_event_.mutable_flow_purge();
+  SetContext(*flow, purge->mutable_context());
   purge->set_reason(reason);
   FillCounters(*flow, purge->mutable_flow(), true);
-  sink_.Emit(event);
+  sink_.Emit(purge_event_);
 
   ListFor(*flow).Remove(flow);
-  const FlowKey key = *flow->key;  // a copy: erase must not read the node it destroys
-  flows_.erase(key);
+  IndexErase(flow->id, flow->hash);
+  flow->classifier = classify::FlowClassifier();  // nothing of nDPI's is kept for a free place
+  free_ids_.push_back(flow->id);
   stats_.set_purged(stats_.purged() + 1);
-  stats_.set_active(flows_.size());
+  stats_.set_active(size_);
 }
 
 void FlowTable::ExpireIdle(uint64_t now_ms) {
@@ -336,7 +438,8 @@ void FlowTable::ExpireIdle(uint64_t now_ms) {
 }
 
 void FlowTable::PurgeAll(v1::PurgeReason reason) {
-  while (!flows_.empty()) Purge(&flows_.begin()->second, reason);
+  while (short_idle_.head != nullptr) Purge(short_idle_.head, reason);
+  while (long_idle_.head != nullptr) Purge(long_idle_.head, reason);
 }
 
 }  // namespace flowgate::agent

@@ -6,10 +6,11 @@
 // tables of different workers never share a flow.
 #pragma once
 
+#include <openssl/types.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
 #include "capture/packet_decoder.h"
@@ -80,10 +81,16 @@ class FlowTable {
   void PurgeAll(v1::PurgeReason reason);
 
   const v1::FlowTableStats& stats() const { return stats_; }
-  size_t size() const { return flows_.size(); }
+  size_t size() const { return size_; }
 
  private:
   struct Flow;
+  // One slot of the open-addressing index: a flow's id + 1 (0: empty) and its key's hash,
+  // so that probing compares keys only for likely matches.
+  struct Slot {
+    uint32_t flow = 0;
+    uint32_t hash = 0;
+  };
   // Flows in least-recently-seen order, linked through the flows themselves: a separate
   // list node per flow would cost more than half of what the flow itself keeps.
   struct IdleList {
@@ -93,26 +100,45 @@ class FlowTable {
     void Remove(Flow* flow);
   };
 
-  Flow* FindOrCreate(const FlowKey& key, const capture::DecodedPacket& packet, bool sender_is_lower,
-                     uint64_t time_ms);
+  Flow* FindOrCreate(const FlowKey& key, uint32_t hash, const capture::DecodedPacket& packet,
+                     bool sender_is_lower, uint64_t time_ms);
+  Flow& FlowAt(uint32_t id);
+  Flow* NewFlow();
+  void IndexInsert(uint32_t id, uint32_t hash);
+  void IndexErase(uint32_t id, uint32_t hash);
+  void GrowIndex();
   void Purge(Flow* flow, v1::PurgeReason reason);
-  void EmitFlow(const Flow& flow, v1::FlowMetadata&& detection, bool updated);
-  void EmitDetection(const Flow& flow, classify::ClassifyStep step, v1::FlowMetadata&& detection);
+  // The `flow` event's detection fields are already in flow_event_ (filled by the classifier).
+  void EmitFlow(Flow& flow, bool updated);
+  void EmitDetection(Flow& flow, classify::ClassifyStep step);
   void FillCounters(Flow& flow, v1::FlowCounters* counters, bool consume_deltas);
-  v1::FlowContext Context(const Flow& flow) const;
-  std::string Digest(const FlowKey& key) const;
+  void SetContext(const Flow& flow, v1::FlowContext* context) const;
+  void SetDigest(Flow& flow, std::string* digest_hex);
   IdleList& ListFor(const Flow& flow);
 
   FlowTableOptions options_;
   const LocalNetworks& local_networks_;
   classify::NdpiModule& ndpi_;
   EventSink& sink_;
-  // Node-based: a flow's address is stable while it lives, so the idle lists point at it.
-  std::unordered_map<FlowKey, Flow, FlowKeyHash> flows_;
+  // Flows live in chunks that never move, so a flow's address is stable while it lives
+  // (the idle lists point at it) and a new flow reuses a purged one's place without
+  // allocating. Flow id = chunk * chunk size + position.
+  std::vector<std::unique_ptr<Flow[]>> chunks_;
+  uint32_t chunk_shift_ = 0;        // log2 of the chunk size
+  std::vector<uint32_t> free_ids_;  // purged flows' places, reused first
+  uint32_t next_id_ = 0;            // places below it have been handed out
+  std::vector<Slot> index_;         // linear probing; size a power of two, at most half full
+  size_t size_ = 0;
   // One list per idle timeout, so expiry looks only at the fronts.
   IdleList short_idle_;
   IdleList long_idle_;
   v1::FlowTableStats stats_;
+  // Reused for every event of their kind: clearing keeps their strings' buffers, so that
+  // building an event does not allocate each of its fields again.
+  v1::Event flow_event_;
+  v1::Event stats_event_;
+  v1::Event purge_event_;
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> digest_context_;
 };
 
 }  // namespace flowgate::agent

@@ -1,0 +1,97 @@
+// The bounded hand-off from capture threads to a worker.
+#include "core/packet_queue.h"
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdint>
+#include <thread>
+#include <vector>
+
+namespace flowgate::agent {
+namespace {
+
+using std::chrono::milliseconds;
+
+// A decoded packet whose pointers point into `bytes` (as the decoder's do into a frame).
+capture::DecodedPacket PacketOver(std::vector<uint8_t>& bytes) {
+  capture::DecodedPacket packet;
+  packet.l3 = bytes.data();
+  packet.l3_length = bytes.size();
+  packet.l4_payload = bytes.data() + 2;
+  packet.l4_payload_length = bytes.size() - 2;
+  packet.ip_version = 4;
+  return packet;
+}
+
+TEST(PacketQueueTest, CopiesPacketsAndHandsThemOutInOrder) {
+  PacketQueue queue(4);
+  std::vector<uint8_t> frame = {1, 2, 3, 4};
+  ASSERT_TRUE(queue.Push(PacketOver(frame), 10, 60, 0, /*block=*/false));
+  frame = {5, 6, 7, 8};  // the capture reuses its buffer: the queued copy must not change
+  ASSERT_TRUE(queue.Push(PacketOver(frame), 20, 70, 1, /*block=*/false));
+
+  QueuedPacket out;
+  ASSERT_EQ(queue.Pop(&out, milliseconds(0)), PacketQueue::PopResult::kPacket);
+  EXPECT_EQ(out.bytes, (std::vector<uint8_t>{1, 2, 3, 4}));
+  EXPECT_EQ(out.packet.l3, out.bytes.data()) << "decoded fields point into the copy";
+  EXPECT_EQ(out.packet.l4_payload, out.bytes.data() + 2);
+  EXPECT_EQ(out.time_us, 10u);
+  EXPECT_EQ(out.wire_length, 60u);
+  ASSERT_EQ(queue.Pop(&out, milliseconds(0)), PacketQueue::PopResult::kPacket);
+  EXPECT_EQ(out.bytes, (std::vector<uint8_t>{5, 6, 7, 8}));
+  EXPECT_EQ(out.interface_index, 1u);
+  EXPECT_EQ(queue.Pop(&out, milliseconds(1)), PacketQueue::PopResult::kTimeout);
+}
+
+TEST(PacketQueueTest, FullQueueRefusesNonBlockingPushesUntilThereIsRoom) {
+  PacketQueue queue(2);
+  std::vector<uint8_t> frame = {1, 2, 3};
+  int refused = 0;
+  for (int i = 0; i < 5; ++i) refused += !queue.Push(PacketOver(frame), i, 3, 0, false);
+  EXPECT_EQ(refused, 3) << "a capacity of 2 takes 2 of 5; the caller counts 3 drops";
+
+  QueuedPacket out;
+  ASSERT_EQ(queue.Pop(&out, milliseconds(0)), PacketQueue::PopResult::kPacket);
+  EXPECT_EQ(out.time_us, 0u) << "the oldest packets are kept, the newest refused";
+  EXPECT_TRUE(queue.Push(PacketOver(frame), 9, 3, 0, false)) << "room again after a pop";
+}
+
+TEST(PacketQueueTest, BlockingPushWaitsForTheConsumer) {
+  PacketQueue queue(1);
+  std::vector<uint8_t> frame = {1};
+  ASSERT_TRUE(queue.Push(PacketOver(frame), 1, 1, 0, false));
+  bool pushed = false;
+  std::thread producer([&] {
+    std::vector<uint8_t> second = {2};
+    pushed = queue.Push(PacketOver(second), 2, 1, 0, /*block=*/true);  // waits for room
+  });
+  QueuedPacket out;
+  ASSERT_EQ(queue.Pop(&out, milliseconds(5'000)), PacketQueue::PopResult::kPacket);
+  EXPECT_EQ(out.time_us, 1u);
+  ASSERT_EQ(queue.Pop(&out, milliseconds(5'000)), PacketQueue::PopResult::kPacket)
+      << "the blocked producer's packet arrives once there is room";
+  EXPECT_EQ(out.time_us, 2u);
+  producer.join();
+  EXPECT_TRUE(pushed);
+}
+
+TEST(PacketQueueTest, CloseDrainsThenReportsClosedAndWakesBlockedProducers) {
+  PacketQueue queue(1);
+  std::vector<uint8_t> frame = {1};
+  ASSERT_TRUE(queue.Push(PacketOver(frame), 1, 1, 0, false));
+  bool pushed = true;
+  std::thread producer([&] { pushed = queue.Push(PacketOver(frame), 2, 1, 0, true); });
+  queue.Close();
+  producer.join();
+  EXPECT_FALSE(pushed) << "a producer blocked on a full queue gives up when it closes";
+  EXPECT_FALSE(queue.Push(PacketOver(frame), 3, 1, 0, false));
+
+  QueuedPacket out;
+  ASSERT_EQ(queue.Pop(&out, milliseconds(5'000)), PacketQueue::PopResult::kPacket);
+  EXPECT_EQ(out.time_us, 1u) << "what was queued before Close() is still handed out";
+  EXPECT_EQ(queue.Pop(&out, milliseconds(5'000)), PacketQueue::PopResult::kClosed);
+}
+
+}  // namespace
+}  // namespace flowgate::agent
