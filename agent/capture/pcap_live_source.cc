@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "capture/pcap_handle.h"
+#include "flowgate/common/identity.h"
 
 namespace flowgate::capture {
 namespace {
@@ -145,10 +146,8 @@ std::string InterfaceMac(const std::string& name) {
       continue;
     const auto* link = reinterpret_cast<const sockaddr_ll*>(i->ifa_addr);
     if (link->sll_halen != 6) continue;
-    char text[18];
-    std::snprintf(text, sizeof text, "%02x:%02x:%02x:%02x:%02x:%02x", link->sll_addr[0],
-                  link->sll_addr[1], link->sll_addr[2], link->sll_addr[3], link->sll_addr[4],
-                  link->sll_addr[5]);
+    std::string text;
+    AssignHexLower(link->sll_addr, 6, ':', &text);
     return text;
   }
   return {};

@@ -31,20 +31,6 @@ int Rank(AddressClass c) {
   }
 }
 
-// Lower-case hex of `bytes` into *out, reusing its buffer (HexLower returns a new string,
-// which would allocate once per event).
-void AssignHex(const uint8_t* bytes, size_t length, char separator, std::string* out) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  const size_t step = separator != '\0' ? 3 : 2;
-  out->resize(length == 0 ? 0 : length * step - (step - 2));
-  char* text = out->data();
-  for (size_t i = 0; i < length; ++i) {
-    if (i > 0 && separator != '\0') *text++ = separator;
-    *text++ = kDigits[bytes[i] >> 4];
-    *text++ = kDigits[bytes[i] & 0x0f];
-  }
-}
-
 // OpenSSL 3 looks EVP_sha1() up again on every use, which costs more than the hash itself:
 // fetched once, kept for the process's life.
 const EVP_MD* Sha1() {
@@ -244,7 +230,7 @@ void FlowTable::SetDigest(Flow& flow, std::string* digest_hex) {
     EVP_DigestFinal_ex(context, flow.digest, &length);
     flow.has_digest = true;
   }
-  AssignHex(flow.digest, kDigestBytes, '\0', digest_hex);
+  AssignHexLower(flow.digest, kDigestBytes, '\0', digest_hex);
 }
 
 FlowTable::IdleList& FlowTable::ListFor(const Flow& flow) {
@@ -366,8 +352,8 @@ void FlowTable::EmitFlow(Flow& flow, bool updated) {
   m->set_other_ip(other_ip.ToString());
   m->set_local_port(local == kLower ? key.lower_port : key.upper_port);
   m->set_other_port(local == kLower ? key.upper_port : key.lower_port);
-  AssignHex(flow.mac[local], 6, ':', m->mutable_local_mac());
-  AssignHex(flow.mac[other], 6, ':', m->mutable_other_mac());
+  AssignHexLower(flow.mac[local], 6, ':', m->mutable_local_mac());
+  AssignHexLower(flow.mac[other], 6, ':', m->mutable_other_mac());
   m->set_other_type(flow.other_type);
   m->set_local_origin(flow.origin_side == local);
   m->set_detection_updated(updated);

@@ -63,14 +63,21 @@ void FillProcessStatus(const ProcessUsage& now, const ProcessUsage& previous, in
 }
 
 std::string HexLower(const uint8_t* bytes, size_t length) {
-  static constexpr char kDigits[] = "0123456789abcdef";
   std::string out;
-  out.reserve(length * 2);
-  for (size_t i = 0; i < length; ++i) {
-    out += kDigits[bytes[i] >> 4];
-    out += kDigits[bytes[i] & 0xf];
-  }
+  AssignHexLower(bytes, length, '\0', &out);
   return out;
+}
+
+void AssignHexLower(const uint8_t* bytes, size_t length, char separator, std::string* out) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  const size_t step = separator != '\0' ? 3 : 2;
+  out->resize(length == 0 ? 0 : length * step - (step - 2));
+  char* text = out->data();
+  for (size_t i = 0; i < length; ++i) {
+    if (i > 0 && separator != '\0') *text++ = separator;
+    *text++ = kDigits[bytes[i] >> 4];
+    *text++ = kDigits[bytes[i] & 0x0f];
+  }
 }
 
 }  // namespace flowgate

@@ -31,5 +31,8 @@ void FillProcessStatus(const ProcessUsage& now, const ProcessUsage& previous, in
 
 // Lower-case hex text of `length` bytes.
 std::string HexLower(const uint8_t* bytes, size_t length);
+// The same into *out, replacing its text but keeping its buffer (for per-event paths);
+// `separator` ('\0': none) goes between bytes, as ':' in MAC addresses.
+void AssignHexLower(const uint8_t* bytes, size_t length, char separator, std::string* out);
 
 }  // namespace flowgate

@@ -1,0 +1,33 @@
+// Identity helpers shared by agent and gateway: UUIDs and hex text.
+#include "flowgate/common/identity.h"
+
+#include <gtest/gtest.h>
+
+#include <regex>
+
+namespace flowgate {
+namespace {
+
+TEST(IdentityTest, UuidsAreVersion4AndDistinct) {
+  const std::string a = MakeUuid(), b = MakeUuid();
+  const std::regex v4("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}");
+  EXPECT_TRUE(std::regex_match(a, v4)) << a;
+  EXPECT_TRUE(std::regex_match(b, v4)) << b;
+  EXPECT_NE(a, b);
+}
+
+TEST(IdentityTest, HexLowerWithAndWithoutSeparator) {
+  const uint8_t bytes[] = {0x00, 0x1b, 0xa0, 0xff, 0x7e, 0x09};
+  EXPECT_EQ(HexLower(bytes, sizeof bytes), "001ba0ff7e09");
+  EXPECT_EQ(HexLower(bytes, 0), "");
+  std::string text = "a longer text the buffer had before";
+  AssignHexLower(bytes, sizeof bytes, ':', &text);
+  EXPECT_EQ(text, "00:1b:a0:ff:7e:09");
+  AssignHexLower(bytes, 1, ':', &text);
+  EXPECT_EQ(text, "00");
+  AssignHexLower(bytes, 0, ':', &text);
+  EXPECT_EQ(text, "");
+}
+
+}  // namespace
+}  // namespace flowgate
