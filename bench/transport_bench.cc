@@ -84,6 +84,44 @@ std::vector<v1::Event> MakeEvents(uint64_t count, int agent) {
   return events;
 }
 
+// The store alone (no transport): each agent's events appended in envelopes of 512, the
+// agents' envelopes interleaved, in groups of `group` envelopes per AppendBatch. Tells the
+// store's cost from the transport's.
+double RunStoreOnly(const std::vector<std::vector<v1::Event>>& events, int agents, size_t group) {
+  ScratchDir dir;
+  Result<std::unique_ptr<storage::FlowStore>> store =
+      storage::OpenRocksFlowStore({.path = (dir.path / "store").string()});
+  if (!store.ok()) std::exit(1);
+  std::vector<v1::AgentIdentity> identities(static_cast<size_t>(agents));
+  for (int a = 0; a < agents; ++a) {
+    identities[static_cast<size_t>(a)].set_id(MakeUuid());
+    identities[static_cast<size_t>(a)].set_boot_id(MakeUuid());
+    identities[static_cast<size_t>(a)].set_name("bench-" + std::to_string(a));
+  }
+  const auto start = Clock::now();
+  std::vector<storage::AppendItem> items;
+  for (size_t i = 0; i < kEventsPerAgent; i += kBatchEvents) {
+    for (int a = 0; a < agents; ++a) {
+      const std::vector<v1::Event>& list = events[static_cast<size_t>(a)];
+      storage::AppendItem& item = items.emplace_back();
+      item.received_at_ms = 1'700'000'000'000ULL;
+      item.envelope.set_version(v1::PROTOCOL_VERSION_1);
+      *item.envelope.mutable_agent() = identities[static_cast<size_t>(a)];
+      item.envelope.set_sequence(i / kBatchEvents + 1);
+      for (size_t j = i; j < std::min(list.size(), i + kBatchEvents); ++j) {
+        *item.envelope.add_events() = list[j];
+      }
+      if (items.size() == group) {
+        if (!(*store)->AppendBatch(items, false).ok()) std::exit(1);
+        items.clear();
+      }
+    }
+  }
+  if (!items.empty() && !(*store)->AppendBatch(items, false).ok()) std::exit(1);
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return static_cast<double>(agents) * kEventsPerAgent / seconds;
+}
+
 struct TransportRun {
   double events_per_s = 0;
   std::vector<double> latencies_ms;
@@ -142,13 +180,15 @@ TransportRun RunTransport(int agents, const std::vector<std::vector<v1::Event>>&
   return run;
 }
 
-// The same records (each event as the store keeps it) written straight to RocksDB in one
-// WriteBatch per 512 events, with the store's options: the ceiling for the transport.
+// The same event log rows the store writes (each event as a StoredEvent with its sequence,
+// arrival time and agent identity) written straight to RocksDB in one WriteBatch per 512
+// events, with the store's options (rocks_flow_store.cc): the ceiling for the transport.
 double RunRawRocks(const std::vector<std::vector<v1::Event>>& events, int agents) {
   ScratchDir dir;
   rocksdb::Options options;
   options.create_if_missing = true;
   options.compression = rocksdb::kLZ4Compression;
+  options.bottommost_compression = rocksdb::kZSTD;
   options.max_background_jobs = 2;
   rocksdb::DB* raw = nullptr;
   if (!rocksdb::DB::Open(options, (dir.path / "raw").string(), &raw).ok()) std::exit(1);
@@ -156,13 +196,19 @@ double RunRawRocks(const std::vector<std::vector<v1::Event>>& events, int agents
   const auto start = Clock::now();
   uint64_t sequence = 0;
   std::string value, key(8, '\0');
+  const uint64_t received_at_ms = 1'700'000'000'000ULL;
   for (int a = 0; a < agents; ++a) {
+    v1::AgentIdentity agent;
+    agent.set_id(MakeUuid());
+    agent.set_name("bench-" + std::to_string(a));
     const std::vector<v1::Event>& list = events[static_cast<size_t>(a)];
     for (size_t i = 0; i < list.size(); i += kBatchEvents) {
       rocksdb::WriteBatch batch;
       for (size_t j = i; j < std::min(list.size(), i + kBatchEvents); ++j) {
         v1::StoredEvent stored;
         stored.set_gateway_sequence(++sequence);
+        stored.set_received_at(received_at_ms);
+        *stored.mutable_agent() = agent;
         *stored.mutable_event() = list[j];
         stored.SerializeToString(&value);
         for (int b = 0; b < 8; ++b) key[7 - b] = static_cast<char>((sequence >> (8 * b)) & 0xff);
@@ -184,9 +230,10 @@ int Main() {
                "loopback TCP, store without fsync (acknowledged batches survive kill -9)\n",
                static_cast<unsigned long long>(kEventsPerAgent), kBatchEvents, kRepeats);
   for (int agents : {1, 4}) {
-    std::vector<double> transport, raw, latencies;
+    std::vector<double> transport, raw, store_only, latencies;
     for (int i = 0; i < kRepeats; ++i) {
       raw.push_back(RunRawRocks(events, agents));  // alternated: the same machine state
+      store_only.push_back(RunStoreOnly(events, agents, 16));
       TransportRun run = RunTransport(agents, events);
       transport.push_back(run.events_per_s);
       latencies.insert(latencies.end(), run.latencies_ms.begin(), run.latencies_ms.end());
@@ -194,6 +241,8 @@ int Main() {
     const std::string n = std::to_string(agents);
     const std::string raw_name = "rocksdb_raw_write_batch_events_per_s_" + n + "_agent";
     Report({raw_name, Median(raw), "events/s", true, std::nullopt, "", 0, std::nullopt});
+    Report({"store_append_batch_events_per_s_" + n + "_agent", Median(store_only), "events/s", true,
+            std::nullopt, raw_name, Median(raw), std::nullopt});
     Report({"transport_durable_events_per_s_" + n + "_agent", Median(transport), "events/s", true,
             300'000.0, raw_name, Median(raw), 0.5});
     if (!latencies.empty()) {

@@ -233,14 +233,23 @@ int Query(const Client& client, const ClientOptions& options, int argc, const ch
 int Top(const Client& client, const ClientOptions& options, int argc, const char* const* argv) {
   RangeFlags range_flags;
   uint64_t limit = 10;
-  std::string by = "application", metric = "bytes";
-  FlagParser flags("flowgate top", "flowgate top [--by WHAT] [--metric M] [options]",
-                   "The biggest groups of flows active in the range.");
+  std::string by = "application", metric = "bytes", source = "auto";
+  FlagParser flags(
+      "flowgate top", "flowgate top [--by WHAT] [--metric M] [--source S] [options]",
+      "The biggest groups in the range. Two sources answer two questions:\n"
+      "  rollups  the traffic inside the range, by whole minutes: bytes and packets reported\n"
+      "           in the minutes that overlap it; FLOWS counts flows first seen in them.\n"
+      "           Fast over days. For --by application, protocol, host and agent, with a\n"
+      "           filter on agent, site and the group's own field only.\n"
+      "  flows    the flows active at any time in the range, each with its whole-life\n"
+      "           totals; FLOWS counts those flows. Reads every such flow.\n"
+      "  auto     (default) rollups where they can answer, else flows.");
   range_flags.Add(flags, true);
   flags.AddString("by", "", "WHAT", "application, protocol, host, local-ip, other-ip or agent",
                   &by);
   flags.AddString("metric", "", "M", "bytes, packets or flows", &metric);
   flags.AddUint("limit", "N", "Entries (default: 10)", &limit, 1, 10'000);
+  flags.AddString("source", "", "S", "auto, rollups or flows (see above)", &source);
   v1::TopRequest request;
   std::optional<int> exit = ParseMainFlags(flags, argc, argv, [&]() -> Status {
     static const std::pair<const char*, v1::GroupBy> kBy[] = {
@@ -263,6 +272,16 @@ int Top(const Client& client, const ClientOptions& options, int argc, const char
     if (m_it == std::end(kMetric)) {
       return Status::InvalidArgument("--metric takes bytes, packets or flows");
     }
+    static const std::pair<const char*, v1::TopSource> kSource[] = {
+        {"auto", v1::TOP_SOURCE_AUTO},
+        {"flows", v1::TOP_SOURCE_FLOWS},
+        {"rollups", v1::TOP_SOURCE_ROLLUPS}};
+    auto s_it = std::find_if(std::begin(kSource), std::end(kSource),
+                             [&](auto& p) { return source == p.first; });
+    if (s_it == std::end(kSource)) {
+      return Status::InvalidArgument("--source takes auto, rollups or flows");
+    }
+    request.set_source(s_it->second);
     request.set_group_by(by_it->second);
     request.set_metric(m_it->second);
     return range_flags.Fill(request.mutable_range());
@@ -274,6 +293,20 @@ int Top(const Client& client, const ClientOptions& options, int argc, const char
   grpc::Status status = client.stub().Top(client.Context().get(), request, &response);
   if (!status.ok()) return Fail(status, options);
   if (!range_flags.json) {
+    // Which question was answered, since the two sources count differently.
+    if (response.source() == v1::TOP_SOURCE_ROLLUPS) {
+      std::printf("# from rollups: traffic in the minutes from %s to %s; FLOWS = new flows\n",
+                  response.rollup_range().from_ms() == 0
+                      ? "the start"
+                      : FormatTime(response.rollup_range().from_ms()).c_str(),
+                  response.rollup_range().to_ms() == 0
+                      ? "now"
+                      : FormatTime(response.rollup_range().to_ms()).c_str());
+    } else {
+      std::printf("# from flows active in the range: whole-life totals; FLOWS = active flows%s%s\n",
+                  response.flows_reason().empty() ? "" : "; rollups not used: ",
+                  response.flows_reason().c_str());
+    }
     std::printf("%-40s %16s %12s %10s\n", by.c_str(), "BYTES", "PACKETS", "FLOWS");
   }
   for (const v1::TopEntry& e : response.entries()) {
@@ -335,11 +368,15 @@ int Tail(const Client& client, const ClientOptions& options, int argc, const cha
   if (exit) return *exit;
   uint64_t printed = 0;
   std::chrono::milliseconds backoff = kFirstBackoff;
+  // Once the gateway named a position, every reconnect resumes from it: a cursor of 0 (the
+  // log was empty) means from the start, never "from now", which would skip what arrived
+  // while the stream was down.
+  bool have_cursor = after != 0;
   while (true) {
     v1::SubscribeRequest request;
     request.set_filter(range_flags.filter);
     request.set_after_sequence(after);
-    request.set_from_start(from_start && after == 0);
+    request.set_from_start(after == 0 && (from_start || have_cursor));
     std::unique_ptr<grpc::ClientContext> context = client.Context(false);
     std::unique_ptr<grpc::ClientReader<v1::SubscribeResponse>> reader =
         client.stub().Subscribe(context.get(), request);
@@ -359,6 +396,8 @@ int Tail(const Client& client, const ClientOptions& options, int argc, const cha
           return 0;
         }
       }
+      after = std::max(after, response.cursor());
+      have_cursor = true;
     }
     grpc::Status status = reader->Finish();
     const grpc::StatusCode code = status.error_code();

@@ -1,6 +1,8 @@
 // flowgate-gateway: receive agents' flow events, store them, serve them.
+#include <google/protobuf/stubs/logging.h>
 #include <sys/stat.h>
 
+#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -13,10 +15,26 @@
 
 namespace {
 constexpr char kDefaultJsonSocket[] = "/run/flowgate/flowgate.sock";
+
+// protobuf logs a line for each problem it meets while parsing, e.g. every string that is
+// not UTF-8 in a hostile agent frame (which the listener refuses and counts anyway): a peer
+// could flood the log. Pass on the 1st, 2nd, 4th, 8th... only.
+void RateLimitedProtobufLog(google::protobuf::LogLevel level, const char* filename, int line,
+                            const std::string& message) {
+  static std::atomic<uint64_t> seen{0};
+  const uint64_t count = ++seen;
+  if (level != google::protobuf::LOGLEVEL_FATAL && (count & (count - 1)) != 0) return;
+  flowgate::Log(level >= google::protobuf::LOGLEVEL_ERROR ? flowgate::LogLevel::kError
+                                                          : flowgate::LogLevel::kWarning,
+                "protobuf",
+                message + " (" + filename + ":" + std::to_string(line) + "; " +
+                    std::to_string(count) + " protobuf messages so far)");
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace flowgate;
+  google::protobuf::SetLogHandler(&RateLimitedProtobufLog);
   gateway::GatewayOptions options;
   options.json_sockets.clear();
   FlagParser flags(
@@ -124,6 +142,7 @@ int main(int argc, char** argv) {
   flags.AddDuration("retention-interval", "Time between retention checks",
                     &options.retention_interval_ms);
   flags.AddLogLevel();
+  flags.AddConfigFile();
   std::optional<int> exit_code = ParseMainFlags(flags, argc, argv, [&]() -> Status {
     if (options.data_dir.empty()) {
       return Status::InvalidArgument("no data dir given: use --data-dir DIR (see --help)");
@@ -142,7 +161,6 @@ int main(int argc, char** argv) {
       return Status::InvalidArgument(
           "--grpc-tls-cert, --grpc-tls-key and --grpc-token-file need --grpc-listen");
     }
-  flags.AddConfigFile();
     if (options.retention_interval_ms < 100) {
       return Status::InvalidArgument("--retention-interval must be at least 100ms");
     }

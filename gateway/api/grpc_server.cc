@@ -147,15 +147,22 @@ class FlowServiceImpl final : public v1::FlowService::Service {
     return Serve(context, [&]() -> Status {
       Result<Filter> filter = ParseFilter(request->filter());
       if (!filter.ok()) return filter.status();
-      Result<std::vector<v1::TopEntry>> entries =
+      Result<storage::TopAnswer> answer =
           storage::Top(store_, {.window = WindowOf(request->range()),
                                 .filter = std::move(filter).value(),
                                 .group_by = request->group_by(),
                                 .metric = request->metric(),
-                                .limit = request->limit()});
-      if (!entries.ok()) return entries.status();
-      for (v1::TopEntry& entry : *entries) *response->add_entries() = std::move(entry);
+                                .limit = request->limit(),
+                                .source = request->source()});
+      if (!answer.ok()) return answer.status();
+      for (v1::TopEntry& entry : answer->entries) *response->add_entries() = std::move(entry);
       response->set_retained_from_ms(store_.retained_from_ms());
+      response->set_source(answer->source);
+      if (answer->source == v1::TOP_SOURCE_ROLLUPS) {
+        response->mutable_rollup_range()->set_from_ms(answer->rollup_window.from_ms);
+        response->mutable_rollup_range()->set_to_ms(answer->rollup_window.to_ms);
+      }
+      response->set_flows_reason(std::move(answer->flows_reason));
       return Status::Ok();
     });
   }
@@ -197,6 +204,8 @@ class FlowServiceImpl final : public v1::FlowService::Service {
       } leave{subscribers_};
       std::vector<v1::StoredEvent> events;
       v1::SubscribeResponse response;
+      response.set_cursor(cursor);
+      if (!writer->Write(response)) return Status::Ok();  // the client went away
       while (!context->IsCancelled() && !notifier_.closed()) {
         events.clear();
         FLOWGATE_RETURN_IF_ERROR(store_.ReadEvents(cursor, batch, &events));
@@ -216,6 +225,7 @@ class FlowServiceImpl final : public v1::FlowService::Service {
           }
         }
         if (response.events_size() == 0 && response.dropped() == 0) continue;
+        response.set_cursor(cursor);
         events_streamed_.fetch_add(static_cast<uint64_t>(response.events_size()));
         if (!writer->Write(response)) break;  // the client went away
       }

@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <charconv>
+#include <optional>
 #include <queue>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 
@@ -200,10 +202,200 @@ std::string TopKeyOf(const v1::FlowRecord& flow, v1::GroupBy group_by) {
   }
 }
 
-Result<std::vector<v1::TopEntry>> Top(FlowStore& store, const TopQuery& query) {
+namespace {
+
+// Sorts by the metric, largest first, then by key, and keeps the first `limit`.
+std::vector<v1::TopEntry> Ranked(std::unordered_map<std::string, v1::TopEntry>* groups,
+                                 v1::Metric metric, size_t limit) {
+  std::vector<v1::TopEntry> entries;
+  entries.reserve(groups->size());
+  for (auto& [key, entry] : *groups) entries.push_back(std::move(entry));
+  std::sort(entries.begin(), entries.end(), [metric](const v1::TopEntry& a, const v1::TopEntry& b) {
+    const uint64_t ma = MetricOf(a, metric), mb = MetricOf(b, metric);
+    return ma != mb ? ma > mb : a.key() < b.key();
+  });
+  if (entries.size() > limit) entries.resize(limit);
+  return entries;
+}
+
+// The field names a filter compares, read from its canonical rendering (every comparison
+// prints as `field op value`, `field in (...)` or `field not in (...)`). Nullopt when the
+// rendering holds something this reader does not expect.
+std::optional<std::vector<std::string>> FieldsOf(const Filter& filter) {
+  const std::string text = filter.ToString();
+  std::vector<std::string> tokens;
+  for (size_t i = 0; i < text.size();) {
+    const char c = text[i];
+    if (c == ' ') {
+      ++i;
+    } else if (c == '"') {  // a string value: skip it, escapes included
+      size_t j = i + 1;
+      while (j < text.size() && text[j] != '"') j += text[j] == '\\' ? 2 : 1;
+      if (j >= text.size()) return std::nullopt;
+      tokens.emplace_back("\"");
+      i = j + 1;
+    } else if (c == '(' || c == ')' || c == ',') {
+      tokens.emplace_back(1, c);
+      ++i;
+    } else if (std::string_view("=!<>~").find(c) != std::string_view::npos) {
+      size_t j = i;
+      while (j < text.size() && std::string_view("=!<>~").find(text[j]) != std::string_view::npos) {
+        ++j;
+      }
+      tokens.emplace_back("op");
+      i = j;
+    } else {
+      size_t j = i;
+      while (j < text.size() &&
+             std::string_view(" ()\",=!<>~").find(text[j]) == std::string_view::npos) {
+        ++j;
+      }
+      tokens.push_back(text.substr(i, j - i));
+      i = j;
+    }
+  }
+  std::vector<std::string> fields;
+  for (size_t i = 0; i + 1 < tokens.size(); ++i) {
+    const std::string& t = tokens[i];
+    if (t == "and" || t == "or" || t == "not" || t == "in" || t == "op" || t == "\"") continue;
+    const std::string& next = tokens[i + 1];
+    const bool compared = next == "op" || next == "in" ||
+                          (next == "not" && i + 2 < tokens.size() && tokens[i + 2] == "in");
+    if (compared) fields.push_back(t);
+  }
+  return fields;
+}
+
+RollupDimension DimensionFor(v1::GroupBy group_by) {
+  switch (group_by) {
+    case v1::GROUP_BY_PROTOCOL:
+      return RollupDimension::kProtocol;
+    case v1::GROUP_BY_HOST:
+      return RollupDimension::kHost;
+    default:  // application, and agent: every delta is in exactly one application row
+      return RollupDimension::kApplication;
+  }
+}
+
+Result<TopAnswer> TopFromRollups(FlowStore& store, const TopQuery& query, size_t limit) {
+  TopAnswer answer;
+  answer.source = v1::TOP_SOURCE_ROLLUPS;
+  answer.rollup_window.from_ms = query.window.from_ms / kRollupMinuteMs * kRollupMinuteMs;
+  answer.rollup_window.to_ms =
+      query.window.to_ms == 0
+          ? 0
+          : (query.window.to_ms + kRollupMinuteMs - 1) / kRollupMinuteMs * kRollupMinuteMs;
+  // The agents as the filter and the agent group see them: by their current identity.
+  std::unordered_map<std::string, v1::AgentIdentity> agents;
+  {
+    Result<std::vector<v1::AgentRecord>> records = store.ListAgents();
+    if (!records.ok()) return records.status();
+    for (const v1::AgentRecord& record : *records) {
+      agents[record.identity().id()] = record.identity();
+    }
+  }
+  // The filter only reads agent, site and the group's own field, so it is decided once per
+  // (agent, value) on a record that holds just those.
+  const RollupDimension dimension = DimensionFor(query.group_by);
+  struct Verdict {
+    bool matches = false;
+    std::string group;
+  };
+  std::unordered_map<std::string, Verdict> verdicts;
+  std::unordered_map<std::string, v1::TopEntry> groups;
+  std::string pair;
+  v1::FlowRecord subject;
+  FLOWGATE_RETURN_IF_ERROR(store.ScanRollups(
+      dimension, answer.rollup_window.from_ms, answer.rollup_window.to_ms,
+      [&](const RollupRow& row) {
+        pair.assign(row.agent_id);
+        pair += '\0';
+        pair.append(row.value);
+        auto it = verdicts.find(pair);
+        if (it == verdicts.end()) {
+          subject.Clear();
+          auto agent = agents.find(std::string(row.agent_id));
+          if (agent != agents.end()) {
+            *subject.mutable_agent() = agent->second;
+          } else {
+            subject.mutable_agent()->set_id(std::string(row.agent_id));
+          }
+          v1::FlowMetadata* m = subject.mutable_metadata();
+          const std::string value(row.value);
+          if (dimension == RollupDimension::kProtocol) m->set_detected_protocol_name(value);
+          if (dimension == RollupDimension::kHost) m->set_host_server_name(value);
+          if (dimension == RollupDimension::kApplication) m->set_detected_application_name(value);
+          Verdict verdict;
+          verdict.matches = query.filter.Matches(FilterSubject::FromFlow(subject));
+          verdict.group = TopKeyOf(subject, query.group_by);
+          it = verdicts.emplace(pair, std::move(verdict)).first;
+        }
+        if (!it->second.matches) return true;
+        v1::TopEntry& entry = groups[it->second.group];
+        entry.set_bytes(entry.bytes() + row.counters.bytes);
+        entry.set_packets(entry.packets() + row.counters.packets);
+        entry.set_flows(entry.flows() + row.counters.flows);
+        return true;
+      }));
+  for (auto& [key, entry] : groups) entry.set_key(key);
+  answer.entries = Ranked(&groups, query.metric, limit);
+  return answer;
+}
+
+}  // namespace
+
+Status FlowStore::ScanRollups(RollupDimension /*dimension*/, uint64_t /*from_ms*/,
+                              uint64_t /*to_ms*/,
+                              const std::function<bool(const RollupRow&)>& /*visit*/) {
+  return Status::NotFound("this store keeps no rollups");
+}
+
+std::string WhyRollupsCannotAnswer(const FlowStore& store, v1::GroupBy group_by,
+                                   const Filter& filter) {
+  if (!store.has_rollups()) return "the store keeps no rollups";
+  std::string own;
+  switch (group_by) {
+    case v1::GROUP_BY_APPLICATION:
+      own = "app";
+      break;
+    case v1::GROUP_BY_PROTOCOL:
+      own = "proto";
+      break;
+    case v1::GROUP_BY_HOST:
+      own = "host";
+      break;
+    case v1::GROUP_BY_AGENT:
+      break;
+    default:
+      return "rollups hold no addresses";
+  }
+  if (filter.empty()) return "";
+  std::optional<std::vector<std::string>> fields = FieldsOf(filter);
+  if (!fields) return "the filter could not be analysed";
+  for (const std::string& field : *fields) {
+    if (field != "agent" && field != "site" && field != own) {
+      return "rollups cannot apply a filter on " + field +
+             (own.empty() ? std::string(" (only agent and site)")
+                          : " (only agent, site and " + own + ")");
+    }
+  }
+  return "";
+}
+
+Result<TopAnswer> Top(FlowStore& store, const TopQuery& query) {
   FLOWGATE_RETURN_IF_ERROR(ValidateWindow(query.window));
   FLOWGATE_RETURN_IF_ERROR(ValidateLimit(query.limit, kMaxTopLimit, "limit"));
   const size_t limit = query.limit == 0 ? kDefaultTopLimit : query.limit;
+  TopAnswer answer;
+  if (query.source != v1::TOP_SOURCE_FLOWS) {
+    std::string why_not = WhyRollupsCannotAnswer(store, query.group_by, query.filter);
+    if (why_not.empty()) return TopFromRollups(store, query, limit);
+    if (query.source == v1::TOP_SOURCE_ROLLUPS) {
+      return Status::InvalidArgument("rollups cannot answer: " + why_not);
+    }
+    answer.flows_reason = std::move(why_not);
+  }
+  answer.source = v1::TOP_SOURCE_FLOWS;
   std::unordered_map<std::string, v1::TopEntry> groups;
   FLOWGATE_RETURN_IF_ERROR(store.ScanActiveFlows(
       query.window.from_ms, query.window.to_ms, [&](const v1::FlowRecord& flow) {
@@ -216,16 +408,8 @@ Result<std::vector<v1::TopEntry>> Top(FlowStore& store, const TopQuery& query) {
         entry.set_flows(entry.flows() + 1);
         return true;
       }));
-  std::vector<v1::TopEntry> entries;
-  entries.reserve(groups.size());
-  for (auto& [key, entry] : groups) entries.push_back(std::move(entry));
-  const v1::Metric metric = query.metric;
-  std::sort(entries.begin(), entries.end(), [metric](const v1::TopEntry& a, const v1::TopEntry& b) {
-    const uint64_t ma = MetricOf(a, metric), mb = MetricOf(b, metric);
-    return ma != mb ? ma > mb : a.key() < b.key();
-  });
-  if (entries.size() > limit) entries.resize(limit);
-  return entries;
+  answer.entries = Ranked(&groups, query.metric, limit);
+  return answer;
 }
 
 }  // namespace flowgate::storage

@@ -6,9 +6,10 @@
 //   agents  agent id                               -> AgentRecord   the registry
 //   marks   agent id '\0' boot id                  -> high-water sequence (8 bytes, BE)
 //   activity minute (8 bytes, BE) agent id '\0' digest -> ""   time index of flows
+//   rollups  dimension minute (8 bytes, BE) agent id '\0' name -> counters (rollups.h)
 // (default family: "retained_from" -> the retention horizon, 8 bytes, BE)
-// One Append is one WriteBatch across all four, so a batch, its flows and the mark that
-// makes a resend a duplicate become durable together.
+// One Append (or AppendBatch, a group of batches) is one WriteBatch across the families, so
+// a batch, its flows and the mark that makes a resend a duplicate become durable together.
 #include <rocksdb/db.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
@@ -24,7 +25,9 @@
 #include <unordered_set>
 
 #include "flow_record_merge.h"
+#include "flow_wire.h"
 #include "flowgate/storage/flow_store.h"
+#include "rollups.h"
 
 namespace flowgate::storage {
 namespace {
@@ -34,9 +37,10 @@ constexpr char kFlowsFamily[] = "flows";
 constexpr char kAgentsFamily[] = "agents";
 constexpr char kMarksFamily[] = "marks";
 // Time index of flows: minute of an activity (8 bytes, BE) agent id '\0' digest -> "".
-// Written in the same batch as the flow's upsert, for every event that carries a time, so
-// the flow's last activity always has an entry: a scan from the bucket of t0 finds every
-// flow whose last activity is >= t0, which is every flow active in [t0, t1].
+// Written in the same batch as the flow's upsert whenever an event carries a time in a
+// minute later than the newest one indexed for the flow, so the flow's last activity
+// always has an entry: a scan from the bucket of t0 finds every flow whose last activity
+// is >= t0, which is every flow active in [t0, t1].
 constexpr char kActivityFamily[] = "activity";
 constexpr uint64_t kActivityBucketMs = 60'000;
 // In the default family: the time before which retention dropped everything (8 bytes, BE).
@@ -66,8 +70,45 @@ std::string JoinKey(const std::string& a, const std::string& b) {
   return key;
 }
 
-std::string ActivityKey(uint64_t at_ms, const std::string& agent_id, const std::string& digest) {
-  return EncodeBigEndian(at_ms / kActivityBucketMs * kActivityBucketMs) + JoinKey(agent_id, digest);
+// `flow_key`: JoinKey(agent id, digest).
+std::string ActivityKey(uint64_t at_ms, const std::string& flow_key) {
+  return EncodeBigEndian(at_ms / kActivityBucketMs * kActivityBucketMs) + flow_key;
+}
+
+void AppendVarint(uint64_t value, std::string* out) {
+  while (value >= 0x80) {
+    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value));
+}
+
+// Sets *out to the StoredEvent encoding (the bytes SerializeToString gives) of `event`
+// with the agent identity already encoded in `agent_bytes`: the event is serialized
+// straight into place, not deep-copied into a StoredEvent first.
+void EncodeStoredEvent(uint64_t sequence, uint64_t received_at_ms, const std::string& agent_bytes,
+                       const v1::Event& event, std::string* out) {
+  // Tags: field number << 3 | wire type (0 varint, 2 length-delimited).
+  constexpr char kSequenceTag = 1 << 3, kReceivedAtTag = 2 << 3, kAgentTag = 3 << 3 | 2,
+                 kEventTag = 4 << 3 | 2;
+  out->clear();
+  out->push_back(kSequenceTag);
+  AppendVarint(sequence, out);
+  if (received_at_ms != 0) {
+    out->push_back(kReceivedAtTag);
+    AppendVarint(received_at_ms, out);
+  }
+  if (!agent_bytes.empty()) {
+    out->push_back(kAgentTag);
+    AppendVarint(agent_bytes.size(), out);
+    out->append(agent_bytes);
+  }
+  const size_t event_size = event.ByteSizeLong();
+  out->push_back(kEventTag);
+  AppendVarint(event_size, out);
+  const size_t at = out->size();
+  out->resize(at + event_size);
+  event.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out->data() + at));
 }
 
 // The one place a rocksdb::Status becomes a flowgate Status.
@@ -104,11 +145,26 @@ class RocksFlowStore final : public FlowStore {
 
   Result<AppendResult> Append(const v1::Envelope& envelope, uint64_t received_at_ms,
                               std::vector<v1::StoredEvent>* stored) override;
+  Status AppendBatch(std::vector<AppendItem>& items, bool want_stored) override;
   Result<std::optional<v1::FlowRecord>> GetFlow(const std::string& agent_id,
                                                 const std::string& digest) override;
   Status ScanFlows(const std::function<bool(const v1::FlowRecord&)>& visit) override;
   Status ScanActiveFlows(uint64_t from_ms, uint64_t to_ms,
                          const std::function<bool(const v1::FlowRecord&)>& visit) override;
+  Status ScanRollups(RollupDimension dimension, uint64_t from_ms, uint64_t to_ms,
+                     const std::function<bool(const RollupRow&)>& visit) override {
+    return ScanRollupFamily(*db_, rollups_, rocksdb::ReadOptions(), dimension, from_ms, to_ms,
+                            visit);
+  }
+  bool has_rollups() const override { return true; }
+  Status CompactAll() override {
+    for (rocksdb::ColumnFamilyHandle* family : handles_) {
+      FLOWGATE_RETURN_IF_ERROR(
+          FromRocks(db_->CompactRange(rocksdb::CompactRangeOptions(), family, nullptr, nullptr),
+                    "compacting"));
+    }
+    return Status::Ok();
+  }
   Status ReadEvents(uint64_t after_sequence, size_t limit,
                     std::vector<v1::StoredEvent>* out) override;
   Result<std::vector<v1::AgentRecord>> ListAgents() override;
@@ -125,6 +181,8 @@ class RocksFlowStore final : public FlowStore {
   RocksFlowStore() = default;
   Status LoadState();
   Result<uint64_t> HighWaterMark(const std::string& mark_key);
+  // AppendBatch under drop_mutex_; on error it wrote nothing.
+  Status AppendGroup(std::vector<AppendItem>& items, bool want_stored);
 
   FlowStoreOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
@@ -135,11 +193,30 @@ class RocksFlowStore final : public FlowStore {
   rocksdb::ColumnFamilyHandle* agents_ = nullptr;
   rocksdb::ColumnFamilyHandle* marks_ = nullptr;
   rocksdb::ColumnFamilyHandle* activity_ = nullptr;
+  rocksdb::ColumnFamilyHandle* rollups_ = nullptr;
+  // Sums each applied batch's rollups (Append thread only); reads a flow's stored
+  // application, protocol and host when it does not know them.
+  RollupAccumulator rollup_sums_{[this](const std::string& agent_id, const std::string& digest) {
+    return StoredDimensions(agent_id, digest);
+  }};
+  std::optional<FlowDimensions> StoredDimensions(const std::string& agent_id,
+                                                 const std::string& digest);
 
   mutable std::mutex mutex_;
   uint64_t last_sequence_ = 0;                                 // guarded by mutex_
   std::unordered_map<std::string, v1::AgentRecord> registry_;  // guarded by mutex_
   std::unordered_map<std::string, uint64_t> marks_cache_;      // ingest thread only
+  // Flow key (agent id '\0' digest) -> the newest minute of it the time index holds, so
+  // that a flow reporting many times a minute is indexed once a minute. Guarded by
+  // drop_mutex_ (retention empties it when it deletes index entries); bounded by clearing,
+  // after which flows are simply indexed again.
+  std::unordered_map<std::string, uint64_t> indexed_minute_;
+  static constexpr size_t kMaxIndexedFlows = 1 << 18;
+  // The write of a group, reused (guarded by drop_mutex_): growing a fresh multi-megabyte
+  // batch every time (copies, page faults, returning it to malloc) cost as much as the
+  // memtable inserts. Let go of after an unusually large group.
+  rocksdb::WriteBatch group_batch_;
+  static constexpr size_t kMaxKeptBatchBytes = 64u << 20;
   // Held by Append and by DropBefore while it deletes flows, so a flow updated while it is
   // dropped cannot lose the update.
   std::mutex drop_mutex_;
@@ -162,6 +239,8 @@ Result<std::unique_ptr<FlowStore>> RocksFlowStore::Open(const FlowStoreOptions& 
   base.bottommost_compression = rocksdb::kZSTD;
   rocksdb::ColumnFamilyOptions flows_options = base;
   flows_options.merge_operator = std::make_shared<FlowRecordMergeOperator>();
+  rocksdb::ColumnFamilyOptions rollups_options = base;
+  rollups_options.merge_operator = NewRollupMergeOperator();
 
   std::vector<rocksdb::ColumnFamilyDescriptor> families = {
       {rocksdb::kDefaultColumnFamilyName, base},
@@ -169,7 +248,8 @@ Result<std::unique_ptr<FlowStore>> RocksFlowStore::Open(const FlowStoreOptions& 
       {kFlowsFamily, flows_options},
       {kAgentsFamily, base},
       {kMarksFamily, base},
-      {kActivityFamily, base}};
+      {kActivityFamily, base},
+      {kRollupsFamily, rollups_options}};
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, families, &store->handles_, &raw);
   if (!s.ok()) {
@@ -186,6 +266,7 @@ Result<std::unique_ptr<FlowStore>> RocksFlowStore::Open(const FlowStoreOptions& 
   store->agents_ = store->handles_[3];
   store->marks_ = store->handles_[4];
   store->activity_ = store->handles_[5];
+  store->rollups_ = store->handles_[6];
   FLOWGATE_RETURN_IF_ERROR(store->LoadState());
   return std::unique_ptr<FlowStore>(std::move(store));
 }
@@ -232,104 +313,203 @@ Result<uint64_t> RocksFlowStore::HighWaterMark(const std::string& mark_key) {
 
 Result<AppendResult> RocksFlowStore::Append(const v1::Envelope& envelope, uint64_t received_at_ms,
                                             std::vector<v1::StoredEvent>* stored) {
-  std::lock_guard drop_lock(drop_mutex_);
-  const v1::AgentIdentity& agent = envelope.agent();
-  if (agent.id().empty() || agent.boot_id().empty() || envelope.sequence() == 0) {
-    return Status::InvalidArgument("batch lacks an agent id, boot id or sequence number");
-  }
-  const std::string mark_key = JoinKey(agent.id(), agent.boot_id());
-  Result<uint64_t> mark = HighWaterMark(mark_key);
-  if (!mark.ok()) return mark.status();
+  std::vector<AppendItem> items(1);
+  items[0].envelope = envelope;
+  items[0].received_at_ms = received_at_ms;
+  FLOWGATE_RETURN_IF_ERROR(AppendBatch(items, stored != nullptr));
+  if (stored != nullptr) *stored = std::move(items[0].stored);
+  return std::move(items[0].result);
+}
 
-  v1::AgentRecord record;
-  uint64_t first_sequence;
+Status RocksFlowStore::AppendBatch(std::vector<AppendItem>& items, bool want_stored) {
+  std::lock_guard drop_lock(drop_mutex_);
+  Status status = AppendGroup(items, want_stored);
+  if (!status.ok()) {
+    // Nothing was written: no item was applied, and sums gathered for them must not leak
+    // into the next group.
+    rollup_sums_.Discard();
+    for (AppendItem& item : items) {
+      item.result = status;
+      item.stored.clear();
+    }
+  }
+  return status;
+}
+
+Status RocksFlowStore::AppendGroup(std::vector<AppendItem>& items, bool want_stored) {
+  // What the group changes, kept aside and applied to the in-memory state only once the
+  // write returned.
+  struct AgentUpdate {
+    v1::AgentRecord record;
+    bool persist = false;  // out-of-order batches alone are counted in memory only
+  };
+  std::unordered_map<std::string, AgentUpdate> agents;
+  std::unordered_map<std::string, uint64_t> marks;  // mark key -> high-water after the group
+  // Flow deltas folded per flow (the merge operator is associative): one operand per flow
+  // and group instead of one per event.
+  std::unordered_map<std::string, v1::FlowRecord> flows;
+  uint64_t sequence;
   {
     std::lock_guard lock(mutex_);
-    record = registry_[agent.id()];
-    first_sequence = last_sequence_ + 1;
+    sequence = last_sequence_ + 1;
   }
-  if (record.first_seen_ms() == 0) record.set_first_seen_ms(received_at_ms);
-  record.set_last_seen_ms(received_at_ms);
-  record.set_batches_received(record.batches_received() + 1);
+  const uint64_t first_sequence = sequence;
 
-  AppendResult result;
-  rocksdb::WriteBatch batch;
-  std::vector<v1::StoredEvent> new_events;
-  // Batches of a boot are applied strictly in order, so the mark alone tells what was
-  // applied. A gap is accepted only when the agent says it holds nothing below this batch
-  // (resend_floor == sequence): whatever is missing it gave up on, so skipping it can never
-  // skip something it will still resend.
-  const bool next_in_order = envelope.sequence() == *mark + 1;
-  const bool gap_given_up = envelope.resend_floor() == envelope.sequence();
-  if (envelope.sequence() <= *mark) {
-    result.outcome = AppendOutcome::kDuplicate;
-    record.set_batches_duplicate(record.batches_duplicate() + 1);
-  } else if (!next_in_order && !gap_given_up) {
-    result.outcome = AppendOutcome::kOutOfOrder;
-    result.expected_sequence = *mark + 1;
-    // Counted in memory only: nothing is written for a batch that will come again.
-    std::lock_guard lock(mutex_);
-    v1::AgentRecord& live = registry_[agent.id()];
-    if (!live.has_identity()) *live.mutable_identity() = agent;
-    live.set_batches_received(live.batches_received() + 1);
-    live.set_batches_out_of_order(live.batches_out_of_order() + 1);
-    return result;
-  } else {
-    result.missing_before = envelope.sequence() - *mark - 1;
+  rocksdb::WriteBatch& batch = group_batch_;
+  batch.Clear();
+  std::string buffer, agent_bytes;
+  for (AppendItem& item : items) {
+    item.stored.clear();
+    v1::Envelope& envelope = item.envelope;
+    const v1::AgentIdentity& agent = envelope.agent();
+    if (agent.id().empty() || agent.boot_id().empty() || envelope.sequence() == 0) {
+      item.result = Status::InvalidArgument("batch lacks an agent id, boot id or sequence number");
+      continue;
+    }
+    const std::string mark_key = JoinKey(agent.id(), agent.boot_id());
+    uint64_t mark;
+    if (auto it = marks.find(mark_key); it != marks.end()) {
+      mark = it->second;
+    } else {
+      Result<uint64_t> stored_mark = HighWaterMark(mark_key);
+      if (!stored_mark.ok()) return stored_mark.status();
+      mark = *stored_mark;
+    }
+    auto [update_it, fresh] = agents.try_emplace(agent.id());
+    AgentUpdate& update = update_it->second;
+    if (fresh) {
+      std::lock_guard lock(mutex_);
+      if (auto known = registry_.find(agent.id()); known != registry_.end()) {
+        update.record = known->second;
+      }
+    }
+    v1::AgentRecord& record = update.record;
+    record.set_batches_received(record.batches_received() + 1);
+
+    AppendResult result;
+    // Batches of a boot are applied strictly in order, so the mark alone tells what was
+    // applied. A gap is accepted only when the agent says it holds nothing below this batch
+    // (resend_floor == sequence): whatever is missing it gave up on, so skipping it can
+    // never skip something it will still resend.
+    const bool next_in_order = envelope.sequence() == mark + 1;
+    const bool gap_given_up = envelope.resend_floor() == envelope.sequence();
+    if (envelope.sequence() > mark && !next_in_order && !gap_given_up) {
+      result.outcome = AppendOutcome::kOutOfOrder;
+      result.expected_sequence = mark + 1;
+      // Counted in memory only: nothing is written for a batch that will come again.
+      if (!record.has_identity()) *record.mutable_identity() = agent;
+      record.set_batches_out_of_order(record.batches_out_of_order() + 1);
+      item.result = result;
+      continue;
+    }
+    update.persist = true;
+    if (record.first_seen_ms() == 0) record.set_first_seen_ms(item.received_at_ms);
+    record.set_last_seen_ms(item.received_at_ms);
+    if (envelope.sequence() <= mark) {
+      result.outcome = AppendOutcome::kDuplicate;
+      record.set_batches_duplicate(record.batches_duplicate() + 1);
+      item.result = result;
+      continue;
+    }
+    result.missing_before = envelope.sequence() - mark - 1;
     *record.mutable_identity() = agent;
     record.set_batches_applied(record.batches_applied() + 1);
     record.set_events_applied(record.events_applied() +
                               static_cast<uint64_t>(envelope.events_size()));
     record.set_sequence_gaps(record.sequence_gaps() + result.missing_before);
     record.set_high_water_sequence(envelope.sequence());
-    uint64_t sequence = first_sequence;
-    std::string buffer;
-    new_events.reserve(static_cast<size_t>(envelope.events_size()));
-    for (const v1::Event& event : envelope.events()) {
-      v1::StoredEvent& out = new_events.emplace_back();
-      out.set_gateway_sequence(sequence);
-      out.set_received_at(received_at_ms);
-      out.mutable_agent()->set_id(agent.id());
-      out.mutable_agent()->set_name(agent.name());
-      out.mutable_agent()->set_site(agent.site());
-      *out.mutable_event() = event;
-      out.SerializeToString(&buffer);
+    marks[mark_key] = envelope.sequence();
+
+    // Only what identifies the agent is stored with each event, encoded once per batch.
+    v1::AgentIdentity stored_agent;
+    stored_agent.set_id(agent.id());
+    stored_agent.set_name(agent.name());
+    stored_agent.set_site(agent.site());
+    stored_agent.SerializeToString(&agent_bytes);
+    if (want_stored) item.stored.reserve(static_cast<size_t>(envelope.events_size()));
+    for (v1::Event& event : *envelope.mutable_events()) {
+      EncodeStoredEvent(sequence, item.received_at_ms, agent_bytes, event, &buffer);
       FLOWGATE_RETURN_IF_ERROR(FromRocks(batch.Put(events_, EncodeBigEndian(sequence), buffer),
                                          "building a write batch"));
       if (std::optional<v1::FlowRecord> delta = FlowRecordDelta(agent, event)) {
-        const std::string& digest = delta->counters().digest();
-        delta->SerializeToString(&buffer);
-        FLOWGATE_RETURN_IF_ERROR(FromRocks(batch.Merge(flows_, JoinKey(agent.id(), digest), buffer),
-                                           "building a write batch"));
-        const FlowActivity activity = FlowActivityOf(*delta);
-        if (activity.last_ms != 0) {
-          FLOWGATE_RETURN_IF_ERROR(
-              FromRocks(batch.Put(activity_, ActivityKey(activity.last_ms, agent.id(), digest), ""),
-                        "building a write batch"));
+        auto [flow, added] = flows.try_emplace(JoinKey(agent.id(), delta->counters().digest()));
+        if (added) {
+          flow->second = std::move(*delta);
+        } else {
+          MergeFlowRecord(*delta, &flow->second);
         }
       }
+      rollup_sums_.Add(agent.id(), event, item.received_at_ms);
       if (event.has_agent_status()) *record.mutable_last_status() = event.agent_status();
+      if (want_stored) {
+        v1::StoredEvent& out = item.stored.emplace_back();
+        out.set_gateway_sequence(sequence);
+        out.set_received_at(item.received_at_ms);
+        *out.mutable_agent() = stored_agent;
+        out.mutable_event()->Swap(&event);
+      }
       ++sequence;
     }
-    FLOWGATE_RETURN_IF_ERROR(
-        FromRocks(batch.Put(marks_, mark_key, EncodeBigEndian(envelope.sequence())),
-                  "building a write batch"));
+    item.result = result;
   }
-  FLOWGATE_RETURN_IF_ERROR(FromRocks(batch.Put(agents_, agent.id(), record.SerializeAsString()),
-                                     "building a write batch"));
 
-  rocksdb::WriteOptions write_options;
-  write_options.sync = options_.sync_writes;
-  FLOWGATE_RETURN_IF_ERROR(FromRocks(db_->Write(write_options, &batch), "writing a batch"));
+  // The time index needs an entry for each flow's last-activity minute; one already
+  // written (and not dropped since) need not be written again.
+  std::vector<std::pair<const std::string*, uint64_t>> indexed;
+  std::vector<const std::string*> purged;
+  for (const auto& [key, flow] : flows) {
+    flow.SerializeToString(&buffer);
+    FLOWGATE_RETURN_IF_ERROR(FromRocks(batch.Merge(flows_, key, buffer), "building a write batch"));
+    if (flow.purge_reason() != v1::PURGE_REASON_UNSPECIFIED) purged.push_back(&key);
+    const uint64_t last_ms = FlowActivityOf(flow).last_ms;
+    if (last_ms == 0) continue;
+    const uint64_t minute = last_ms / kActivityBucketMs * kActivityBucketMs;
+    if (auto known = indexed_minute_.find(key);
+        known != indexed_minute_.end() && known->second >= minute) {
+      continue;
+    }
+    FLOWGATE_RETURN_IF_ERROR(
+        FromRocks(batch.Put(activity_, ActivityKey(minute, key), ""), "building a write batch"));
+    indexed.emplace_back(&key, minute);
+  }
+  for (const auto& [mark_key, mark] : marks) {
+    FLOWGATE_RETURN_IF_ERROR(
+        FromRocks(batch.Put(marks_, mark_key, EncodeBigEndian(mark)), "building a write batch"));
+  }
+  for (const auto& [agent_id, update] : agents) {
+    if (!update.persist) continue;
+    FLOWGATE_RETURN_IF_ERROR(FromRocks(
+        batch.Put(agents_, agent_id, update.record.SerializeAsString()), "building a write batch"));
+  }
+  FLOWGATE_RETURN_IF_ERROR(rollup_sums_.Flush(&batch, rollups_));
 
-  if (result.outcome == AppendOutcome::kApplied) marks_cache_[mark_key] = envelope.sequence();
+  if (batch.Count() != 0) {
+    rocksdb::WriteOptions write_options;
+    write_options.sync = options_.sync_writes;
+    FLOWGATE_RETURN_IF_ERROR(FromRocks(db_->Write(write_options, &batch), "writing a batch"));
+  }
+  if (batch.GetDataSize() > kMaxKeptBatchBytes) batch = rocksdb::WriteBatch();
+
+  for (const auto& [mark_key, mark] : marks) marks_cache_[mark_key] = mark;
+  if (indexed_minute_.size() + indexed.size() > kMaxIndexedFlows) indexed_minute_.clear();
+  for (const auto& [key, minute] : indexed) indexed_minute_[*key] = minute;
+  // A purged flow rarely reports again: its entry would only take room.
+  for (const std::string* key : purged) indexed_minute_.erase(*key);
   {
     std::lock_guard lock(mutex_);
-    registry_[agent.id()] = std::move(record);
-    last_sequence_ += new_events.size();
+    for (auto& [agent_id, update] : agents) registry_[agent_id] = std::move(update.record);
+    last_sequence_ += sequence - first_sequence;
   }
-  if (stored != nullptr) *stored = std::move(new_events);
-  return result;
+  return Status::Ok();
+}
+
+std::optional<FlowDimensions> RocksFlowStore::StoredDimensions(const std::string& agent_id,
+                                                               const std::string& digest) {
+  Result<std::optional<v1::FlowRecord>> flow = GetFlow(agent_id, digest);
+  if (!flow.ok() || !flow->has_value()) return std::nullopt;
+  const v1::FlowMetadata& m = (*flow)->metadata();
+  return FlowDimensions{m.detected_application_name(), m.detected_protocol_name(),
+                        m.host_server_name()};
 }
 
 Result<std::optional<v1::FlowRecord>> RocksFlowStore::GetFlow(const std::string& agent_id,
@@ -370,13 +550,35 @@ Status RocksFlowStore::ScanActiveFlows(uint64_t from_ms, uint64_t to_ms,
   read.snapshot = snapshot;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, activity_));
   it->SeekToFirst();
-  if (it->Valid() && DecodeBigEndian(it->key().ToStringView()) >= from_ms) {
-    // The range starts before everything indexed: the index prunes nothing, and reading the
-    // flows in key order is far cheaper than looking each one up.
-    std::unique_ptr<rocksdb::Iterator> flows(db_->NewIterator(read, flows_));
+  const std::string from_key = EncodeBigEndian(from_ms / kActivityBucketMs * kActivityBucketMs);
+  bool scan_all = it->Valid() && DecodeBigEndian(it->key().ToStringView()) >= from_ms;
+  if (!scan_all && it->Valid()) {
+    // A lookup per flow costs several sequential steps: when the index from from_ms on is
+    // more than a few percent of it, reading every flow in key order is cheaper.
+    const std::string end_key(9, '\xff');
+    const rocksdb::Range ranges[2] = {{from_key, end_key}, {it->key(), end_key}};
+    uint64_t sizes[2] = {0, 0};
+    rocksdb::SizeApproximationOptions approximate;
+    approximate.include_memtables = true;
+    if (db_->GetApproximateSizes(approximate, activity_, ranges, 2, sizes).ok()) {
+      scan_all = sizes[0] * 8 > sizes[1];
+    }
+  }
+  if (scan_all) {
+    rocksdb::ReadOptions bulk = read;
+    bulk.fill_cache = false;  // one pass over everything: keep the cache for point reads
+    bulk.readahead_size = 2 << 20;
+    std::unique_ptr<rocksdb::Iterator> flows(db_->NewIterator(bulk, flows_));
     v1::FlowRecord flow;
     for (flows->SeekToFirst(); flows->Valid(); flows->Next()) {
-      if (!flow.ParseFromArray(flows->value().data(), static_cast<int>(flows->value().size()))) {
+      // Flows outside the range are dropped on their times alone, before a full parse.
+      const std::string_view bytes = flows->value().ToStringView();
+      if (std::optional<FlowActivity> activity = SerializedFlowActivity(bytes);
+          activity &&
+          (activity->last_ms < from_ms || (to_ms != 0 && activity->first_ms >= to_ms))) {
+        continue;
+      }
+      if (!ParseFlowRecordReusing(bytes, &flow)) {
         return Status::Corruption("flow record does not parse");
       }
       if (FlowActiveIn(flow, from_ms, to_ms) && !visit(flow)) break;
@@ -402,7 +604,7 @@ Status RocksFlowStore::ScanActiveFlows(uint64_t from_ms, uint64_t to_ms,
     for (size_t i = 0; i < keys.size() && more; ++i) {
       if (statuses[i].IsNotFound()) continue;
       FLOWGATE_RETURN_IF_ERROR(FromRocks(statuses[i], "reading an indexed flow"));
-      if (!record.ParseFromArray(values[i].data(), static_cast<int>(values[i].size()))) {
+      if (!ParseFlowRecordReusing(values[i].ToStringView(), &record)) {
         return Status::Corruption("flow record does not parse");
       }
       if (FlowActiveIn(record, from_ms, to_ms)) more = visit(record);
@@ -411,8 +613,7 @@ Status RocksFlowStore::ScanActiveFlows(uint64_t from_ms, uint64_t to_ms,
     return Status::Ok();
   };
   constexpr size_t kMultiGetBatch = 256;
-  for (it->Seek(EncodeBigEndian(from_ms / kActivityBucketMs * kActivityBucketMs));
-       it->Valid() && more; it->Next()) {
+  for (it->Seek(from_key); it->Valid() && more; it->Next()) {
     std::string flow_key(it->key().data() + 8, it->key().size() - 8);
     if (!seen.insert(flow_key).second) continue;
     keys.push_back(std::move(flow_key));
@@ -491,6 +692,7 @@ Result<DropStats> RocksFlowStore::DropBefore(uint64_t cutoff_ms) {
   rocksdb::WriteBatch batch;
   FLOWGATE_RETURN_IF_ERROR(FromRocks(batch.DeleteRange(activity_, EncodeBigEndian(0), cutoff_key),
                                      "building a write batch"));
+  FLOWGATE_RETURN_IF_ERROR(DeleteRollupsBefore(&batch, rollups_, cutoff_ms));
   if (dropped.events != 0) {
     FLOWGATE_RETURN_IF_ERROR(
         FromRocks(batch.DeleteRange(events_, EncodeBigEndian(0), EncodeBigEndian(low)),
@@ -499,7 +701,12 @@ Result<DropStats> RocksFlowStore::DropBefore(uint64_t cutoff_ms) {
   const uint64_t horizon = std::max(retained_from_ms_.load(), cutoff_ms);
   FLOWGATE_RETURN_IF_ERROR(
       FromRocks(batch.Put(kRetainedFromKey, EncodeBigEndian(horizon)), "building a write batch"));
-  FLOWGATE_RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "dropping"));
+  {
+    // With ingest held off, so that no group relies on an index entry this deletes.
+    std::lock_guard lock(drop_mutex_);
+    FLOWGATE_RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "dropping"));
+    indexed_minute_.clear();
+  }
   retained_from_ms_ = horizon;
 
   // Reclaim the space now (the size cap measures it): flush so the WAL can go, then compact
@@ -512,6 +719,8 @@ Result<DropStats> RocksFlowStore::DropBefore(uint64_t cutoff_ms) {
   const rocksdb::Slice activity_end(cutoff_key), log_end(events_end);
   FLOWGATE_RETURN_IF_ERROR(
       FromRocks(db_->CompactRange(compact, activity_, nullptr, &activity_end), "compacting"));
+  FLOWGATE_RETURN_IF_ERROR(
+      FromRocks(db_->CompactRange(compact, rollups_, nullptr, nullptr), "compacting"));
   if (dropped.events != 0) {
     FLOWGATE_RETURN_IF_ERROR(
         FromRocks(db_->CompactRange(compact, events_, nullptr, &log_end), "compacting"));

@@ -4,7 +4,9 @@
 
 #include <atomic>
 #include <fstream>
+#include <map>
 #include <set>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 
@@ -17,23 +19,44 @@ namespace {
 constexpr int kFlowsPerAgent = 250;
 
 // Filters over every field family: strings, globs, addresses, ports, numbers, booleans.
-std::string RandomFilter(DataSet& data) {
-  static const char* kFilters[] = {
-      "",
-      "app == \"YouTube\"",
-      "app in (\"Netflix\", \"Zoom\") and bytes > 100000",
-      "proto == \"QUIC\" or proto == \"DNS\"",
-      "agent == \"site-b\"",
-      "not agent == \"site-a\" and packets < 300",
-      "ip in 10.0.0.0/24",
-      "other_ip == 203.0.113.9 and port == 80",
-      "host ~ \"*.example.com\"",
-      "host !~ \"*.example.com\" and app != \"Unknown\"",
-      "bytes >= 200k",
-      "site == \"site-c\" or app == \"WhatsApp\"",
-      "local_port < 1100",
-  };
+struct TestFilter {
+  const char* text;
+  // The groups rollups can answer under this filter (agent, site and the group's own field
+  // only): a = application, p = protocol, h = host, g = agent.
+  const char* rollup_groups;
+};
+constexpr TestFilter kFilters[] = {
+    {"", "aphg"},
+    {"app == \"YouTube\"", "a"},
+    {"app in (\"Netflix\", \"Zoom\") and bytes > 100000", ""},
+    {"proto == \"QUIC\" or proto == \"DNS\"", "p"},
+    {"agent == \"site-b\"", "aphg"},
+    {"not agent == \"site-a\" and packets < 300", ""},
+    {"ip in 10.0.0.0/24", ""},
+    {"other_ip == 203.0.113.9 and port == 80", ""},
+    {"host ~ \"*.example.com\"", "h"},
+    {"host !~ \"*.example.com\" and app != \"Unknown\"", ""},
+    {"bytes >= 200k", ""},
+    {"site == \"site-c\" or app == \"WhatsApp\"", "a"},
+    {"local_port < 1100", ""},
+    {"not (agent in (\"site-a\", \"site-c\") or app not in (\"Zoom\", \"Unknown\"))", "a"},
+    {"site != \"site-b\" and not host == \"\"", "h"},
+};
+
+const TestFilter& RandomTestFilter(DataSet& data) {
   return kFilters[data.Uniform(std::size(kFilters))];
+}
+
+std::string RandomFilter(DataSet& data) { return RandomTestFilter(data).text; }
+
+bool RollupsCanAnswer(const TestFilter& filter, v1::GroupBy by) {
+  const char* code = by == v1::GROUP_BY_APPLICATION ? "a"
+                     : by == v1::GROUP_BY_PROTOCOL  ? "p"
+                     : by == v1::GROUP_BY_HOST      ? "h"
+                     : by == v1::GROUP_BY_AGENT     ? "g"
+                                                    : nullptr;
+  return code != nullptr &&
+         std::string_view(filter.rollup_groups).find(code[0]) != std::string::npos;
 }
 
 // A range inside (and around) the data set's six hours plus their long tails.
@@ -82,19 +105,12 @@ std::string TopKey(const ModelFlow& flow, v1::GroupBy by) {
   }
 }
 
-std::vector<std::tuple<std::string, uint64_t, uint64_t, uint64_t>> ExpectedTop(
-    const DataSet& data, const v1::TopRequest& request, const Filter& filter) {
-  std::map<std::string, std::tuple<uint64_t, uint64_t, uint64_t>> groups;
-  for (const auto& [key, flow] : data.flows()) {
-    if (!flow.ActiveIn(request.range().from_ms(), request.range().to_ms())) continue;
-    v1::FlowRecord record = flow.Record();
-    if (!filter.Matches(FilterSubject::FromFlow(record))) continue;
-    auto& [bytes, packets, flows] = groups[TopKey(flow, request.group_by())];
-    bytes += flow.total_bytes;
-    packets += flow.total_packets;
-    flows += 1;
-  }
-  std::vector<std::tuple<std::string, uint64_t, uint64_t, uint64_t>> entries;
+using TopRows = std::vector<std::tuple<std::string, uint64_t, uint64_t, uint64_t>>;
+
+// Sorted by the request's metric, largest first, then by key; the first `limit`.
+TopRows Ranked(const std::map<std::string, std::tuple<uint64_t, uint64_t, uint64_t>>& groups,
+               const v1::TopRequest& request) {
+  TopRows entries;
   for (const auto& [key, v] : groups) {
     entries.emplace_back(key, std::get<0>(v), std::get<1>(v), std::get<2>(v));
   }
@@ -110,6 +126,67 @@ std::vector<std::tuple<std::string, uint64_t, uint64_t, uint64_t>> ExpectedTop(
   return entries;
 }
 
+// Top from flows: the flows active in the range, each once with its totals.
+TopRows ExpectedTopFromFlows(const DataSet& data, const v1::TopRequest& request,
+                             const Filter& filter) {
+  std::map<std::string, std::tuple<uint64_t, uint64_t, uint64_t>> groups;
+  for (const auto& [key, flow] : data.flows()) {
+    if (!flow.ActiveIn(request.range().from_ms(), request.range().to_ms())) continue;
+    v1::FlowRecord record = flow.Record();
+    if (!filter.Matches(FilterSubject::FromFlow(record))) continue;
+    auto& [bytes, packets, flows] = groups[TopKey(flow, request.group_by())];
+    bytes += flow.total_bytes;
+    packets += flow.total_packets;
+    flows += 1;
+  }
+  return Ranked(groups, request);
+}
+
+// Top from rollups, replaying the events as sent: byte and packet deltas at the minute of
+// their report, attributed to the flow's detection at that time; new flows at the minute
+// of their first sighting; the minutes that overlap the range.
+TopRows ExpectedTopFromRollups(
+    const std::vector<std::pair<v1::AgentIdentity, std::vector<v1::Event>>>& sent,
+    const v1::TopRequest& request, const Filter& filter) {
+  constexpr uint64_t kMinuteMs = 60'000;
+  const uint64_t from = request.range().from_ms() / kMinuteMs * kMinuteMs;
+  const uint64_t to = request.range().to_ms();
+  std::map<std::string, std::tuple<uint64_t, uint64_t, uint64_t>> groups;
+  for (const auto& [agent, events] : sent) {
+    std::map<std::string, v1::FlowMetadata> detection;  // digest -> latest flow event
+    auto add = [&](const v1::FlowMetadata& m, uint64_t at, uint64_t bytes, uint64_t packets,
+                   uint64_t flows) {
+      const uint64_t minute = at / kMinuteMs * kMinuteMs;
+      if (minute < from || (to != 0 && minute >= to)) return;
+      ModelFlow flow;
+      flow.agent = agent;
+      flow.metadata = m;
+      if (!filter.Matches(FilterSubject::FromFlow(flow.Record()))) return;
+      auto& [b, p, f] = groups[TopKey(flow, request.group_by())];
+      b += bytes;
+      p += packets;
+      f += flows;
+    };
+    for (const v1::Event& event : events) {
+      if (event.has_flow()) {
+        const v1::FlowMetadata& m = event.flow().flow();
+        detection[m.digest()] = m;
+        if (!m.detection_updated()) add(m, m.first_seen_at(), 0, 0, 1);
+      } else if (event.has_flow_stats() || event.has_flow_purge()) {
+        const v1::FlowCounters& c =
+            event.has_flow_stats() ? event.flow_stats().flow() : event.flow_purge().flow();
+        add(detection[c.digest()], c.last_seen_at(), c.local_bytes() + c.other_bytes(),
+            c.local_packets() + c.other_packets(), 0);
+      }
+    }
+  }
+  // Groups that only saw zero deltas outside the range are not rows.
+  for (auto it = groups.begin(); it != groups.end();) {
+    it = it->second == std::make_tuple(0, 0, 0) ? groups.erase(it) : std::next(it);
+  }
+  return Ranked(groups, request);
+}
+
 class HistoryQueryTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -117,9 +194,9 @@ class HistoryQueryTest : public ::testing::Test {
     ASSERT_TRUE(gateway_->ready()) << gateway_->log();
     for (const char* site : {"site-a", "site-b", "site-c"}) {
       agents_.push_back(std::make_unique<TestAgent>(gateway_->process().endpoint(), site, site));
-      ASSERT_TRUE(SendAll(*agents_.back(),
-                          data_.MakeFlows(agents_.back()->identity(), next_n_, kFlowsPerAgent)))
-          << gateway_->log();
+      sent_.emplace_back(agents_.back()->identity(),
+                         data_.MakeFlows(agents_.back()->identity(), next_n_, kFlowsPerAgent));
+      ASSERT_TRUE(SendAll(*agents_.back(), sent_.back().second)) << gateway_->log();
       next_n_ += kFlowsPerAgent;
     }
   }
@@ -148,6 +225,7 @@ class HistoryQueryTest : public ::testing::Test {
   DataSet data_{20261129};
   std::unique_ptr<HistoryGateway> gateway_;
   std::vector<std::unique_ptr<TestAgent>> agents_;
+  std::vector<std::pair<v1::AgentIdentity, std::vector<v1::Event>>> sent_;  // in send order
   int next_n_ = 1;
 };
 
@@ -171,25 +249,90 @@ TEST_F(HistoryQueryTest, QueryFlowsMatchesBruteForceForRandomFiltersAndRanges) {
 }
 
 TEST_F(HistoryQueryTest, TopMatchesBruteForceForRandomFiltersAndRanges) {
-  for (int round = 0; round < 40; ++round) {
+  int from_rollups = 0, from_flows = 0;
+  for (int round = 0; round < 150; ++round) {
     v1::TopRequest request;
     *request.mutable_range() = RandomRange(data_);
-    request.set_filter(RandomFilter(data_));
+    const TestFilter& test_filter = RandomTestFilter(data_);
+    request.set_filter(test_filter.text);
     request.set_group_by(static_cast<v1::GroupBy>(data_.Uniform(6)));
     request.set_metric(static_cast<v1::Metric>(data_.Uniform(3)));
     request.set_limit(static_cast<uint32_t>(1 + data_.Uniform(20)));
+    request.set_source(static_cast<v1::TopSource>(data_.Uniform(3)));
+    const bool rollups_can = RollupsCanAnswer(test_filter, request.group_by());
     Result<Filter> filter = Filter::Parse(request.filter());
     ASSERT_TRUE(filter.ok());
+    const std::string what = "round " + std::to_string(round) + ": filter '" + request.filter() +
+                             "' group " + std::to_string(request.group_by()) + " metric " +
+                             std::to_string(request.metric()) + " source " +
+                             std::to_string(request.source()) + " from " +
+                             std::to_string(request.range().from_ms()) + " to " +
+                             std::to_string(request.range().to_ms());
     v1::TopResponse response;
     grpc::Status status = gateway_->stub().Top(CallContext().get(), request, &response);
-    ASSERT_TRUE(status.ok()) << status.error_message();
-    std::vector<std::tuple<std::string, uint64_t, uint64_t, uint64_t>> got;
+    if (request.source() == v1::TOP_SOURCE_ROLLUPS && !rollups_can) {
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << what;
+      EXPECT_NE(status.error_message().find("rollups cannot"), std::string::npos)
+          << status.error_message();
+      continue;
+    }
+    ASSERT_TRUE(status.ok()) << status.error_message() << " " << what;
+    const bool expect_rollups = request.source() == v1::TOP_SOURCE_ROLLUPS ||
+                                (request.source() == v1::TOP_SOURCE_AUTO && rollups_can);
+    ASSERT_EQ(response.source(), expect_rollups ? v1::TOP_SOURCE_ROLLUPS : v1::TOP_SOURCE_FLOWS)
+        << what;
+    TopRows got;
     for (const v1::TopEntry& e : response.entries()) {
       got.emplace_back(e.key(), e.bytes(), e.packets(), e.flows());
     }
-    EXPECT_EQ(got, ExpectedTop(data_, request, *filter))
-        << "round " << round << ": filter '" << request.filter() << "' group " << request.group_by()
-        << " metric " << request.metric();
+    if (expect_rollups) {
+      ++from_rollups;
+      EXPECT_EQ(response.rollup_range().from_ms(), request.range().from_ms() / 60'000 * 60'000);
+      EXPECT_EQ(response.rollup_range().to_ms() % 60'000, 0u);
+      EXPECT_EQ(got, ExpectedTopFromRollups(sent_, request, *filter)) << what;
+    } else {
+      ++from_flows;
+      if (request.source() == v1::TOP_SOURCE_AUTO) {
+        EXPECT_FALSE(response.flows_reason().empty()) << what;
+      }
+      EXPECT_EQ(got, ExpectedTopFromFlows(data_, request, *filter)) << what;
+    }
+  }
+  EXPECT_GT(from_rollups, 10);
+  EXPECT_GT(from_flows, 10);
+}
+
+// Over a range that holds every event, both sources agree on bytes and new flows, since
+// every flow was first seen inside it and reported all its traffic inside it.
+TEST_F(HistoryQueryTest, TopFromRollupsAndFromFlowsAgreeOverAllTime) {
+  for (v1::GroupBy by : {v1::GROUP_BY_APPLICATION, v1::GROUP_BY_AGENT}) {
+    std::map<v1::TopSource, TopRows> answers;
+    for (v1::TopSource source : {v1::TOP_SOURCE_ROLLUPS, v1::TOP_SOURCE_FLOWS}) {
+      v1::TopRequest request;
+      request.set_group_by(by);
+      request.set_limit(100);
+      request.set_source(source);
+      v1::TopResponse response;
+      grpc::Status status = gateway_->stub().Top(CallContext().get(), request, &response);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+      for (const v1::TopEntry& e : response.entries()) {
+        answers[source].emplace_back(e.key(), e.bytes(), e.packets(), e.flows());
+      }
+    }
+    if (by == v1::GROUP_BY_AGENT) {
+      EXPECT_EQ(answers[v1::TOP_SOURCE_ROLLUPS], answers[v1::TOP_SOURCE_FLOWS]);
+    } else {
+      // By application a refined flow's earlier traffic stays with its first application
+      // (and the flow with the application of its first detection): only sums agree.
+      auto sums = [](const TopRows& rows) {
+        std::tuple<uint64_t, uint64_t, uint64_t> sum;
+        for (const auto& [key, bytes, packets, flows] : rows) {
+          sum = {std::get<0>(sum) + bytes, std::get<1>(sum) + packets, std::get<2>(sum) + flows};
+        }
+        return sum;
+      };
+      EXPECT_EQ(sums(answers[v1::TOP_SOURCE_ROLLUPS]), sums(answers[v1::TOP_SOURCE_FLOWS]));
+    }
   }
 }
 

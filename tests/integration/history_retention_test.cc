@@ -84,6 +84,27 @@ TEST(HistoryRetentionTest, OldDataGoesAndTheStoreStaysUnderItsCap) {
       << "the response does not say the range was dropped";
   EXPECT_LE(bytes, kCapBytes) << "store still over its cap after 60 s\n" << gateway.log();
   EXPECT_TRUE(gateway.process().WaitForLog("dropped")) << gateway.log();
+
+  // The rollups of the dropped range went with it: Top from rollups over it is empty.
+  v1::TopRequest top;
+  *top.mutable_range() = old_range.range();
+  top.set_source(v1::TOP_SOURCE_ROLLUPS);
+  v1::TopResponse top_response;
+  grpc::Status status = gateway.stub().Top(CallContext().get(), top, &top_response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(top_response.entries_size(), 0) << "rollups of 2023 outlived a 1h retention";
+  // The recent flows the size cap kept (each active in one instant) are still rolled up.
+  v1::QueryFlowsRequest all;
+  all.set_limit(1);
+  response.Clear();
+  status = gateway.stub().QueryFlows(CallContext().get(), all, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  top.mutable_range()->Clear();
+  status = gateway.stub().Top(CallContext().get(), top, &top_response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(top_response.entries_size() > 0, response.flows_size() > 0)
+      << "flows kept: " << response.flows_size()
+      << ", rollup groups: " << top_response.entries_size();
 }
 
 }  // namespace

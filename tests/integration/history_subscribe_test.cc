@@ -86,6 +86,42 @@ TEST(HistorySubscribeTest, ResumedAfterAGatewayRestartYieldsEveryEventOnce) {
   EXPECT_EQ(digests, sent);
 }
 
+TEST(HistorySubscribeTest, AStreamFromNowNamesItsCursorBeforeAnyEvent) {
+  TempDir dir;
+  HistoryGateway gateway(dir.Sub("data"), dir.Sub("sock"));
+  ASSERT_TRUE(gateway.ready()) << gateway.log();
+  TestAgent agent(gateway.process().endpoint(), "site-a", "site-a");
+  DataSet data(7);
+  const std::vector<v1::Event> before = data.MakeFlows(agent.identity(), 1, 20);
+  ASSERT_TRUE(SendAll(agent, before));
+  v1::SubscribeRequest request;
+  request.set_from_now(true);
+  auto context = CallContext();  // its deadline bounds every Read below
+  auto reader = gateway.stub().Subscribe(context.get(), request);
+  // Nothing new is stored, yet the subscriber learns where it stands: a client cut off now
+  // resumes from here instead of from a later "now".
+  v1::SubscribeResponse first;
+  ASSERT_TRUE(reader->Read(&first));
+  EXPECT_EQ(first.events_size(), 0);
+  EXPECT_EQ(first.cursor(), before.size());
+  // Later messages carry the cursor up to the last event they cover.
+  const std::vector<v1::Event> after = data.MakeFlows(agent.identity(), 100, 20);
+  ASSERT_TRUE(SendAll(agent, after));
+  v1::SubscribeResponse next;
+  uint64_t last_sequence = 0;
+  while (reader->Read(&next)) {
+    for (const v1::StoredEvent& event : next.events()) {
+      EXPECT_GT(event.gateway_sequence(), before.size());
+      last_sequence = event.gateway_sequence();
+    }
+    EXPECT_GE(next.cursor(), last_sequence);
+    if (next.cursor() >= before.size() + after.size()) break;
+  }
+  EXPECT_EQ(next.cursor(), before.size() + after.size());
+  context->TryCancel();
+  (void)reader->Finish();
+}
+
 TEST(HistorySubscribeTest, FilterAppliesToTheStream) {
   TempDir dir;
   HistoryGateway gateway(dir.Sub("data"), dir.Sub("sock"));

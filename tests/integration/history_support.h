@@ -123,6 +123,16 @@ class DataSet {
       const int stats = std::uniform_int_distribution<int>(0, 4)(rng_);
       uint64_t at = model.last_ms;
       for (int i = 0; i < stats; ++i) {
+        if (i == 1 && Uniform(4) == 0) {
+          // A refined detection: later traffic belongs to the new application.
+          v1::Event refined = flow;
+          v1::FlowMetadata* r = refined.mutable_flow()->mutable_flow();
+          r->set_detected_application_name(Pick(kApps));
+          r->set_detection_updated(true);
+          r->set_last_seen_at(at);
+          model.metadata = *r;
+          events.push_back(refined);
+        }
         at += Uniform(Uniform(2) == 0 ? 60'000 : kHourMs);
         const uint64_t bytes = 100 + Uniform(200'000), packets = 1 + Uniform(300);
         model.total_bytes += bytes;
@@ -136,14 +146,26 @@ class DataSet {
         c->set_last_seen_at(at);
         c->set_local_bytes(bytes / 2);
         c->set_other_bytes(bytes - bytes / 2);
+        c->set_local_packets(packets / 3);
+        c->set_other_packets(packets - packets / 3);
         c->set_total_bytes(model.total_bytes);
         c->set_total_packets(model.total_packets);
         events.push_back(stat);
       }
       if (Uniform(2) == 0) {
+        // The purge reports the last deltas too.
+        const uint64_t bytes = Uniform(5000), packets = Uniform(5);
+        at += Uniform(120'000);
+        model.total_bytes += bytes;
+        model.total_packets += packets;
+        model.last_ms = std::max(model.last_ms, at);
         v1::Event purge = MakePurgeEvent(n);
-        purge.mutable_flow_purge()->mutable_flow()->set_total_bytes(model.total_bytes);
-        purge.mutable_flow_purge()->mutable_flow()->set_total_packets(model.total_packets);
+        v1::FlowCounters* c = purge.mutable_flow_purge()->mutable_flow();
+        c->set_last_seen_at(at);
+        c->set_other_bytes(bytes);
+        c->set_local_packets(packets);
+        c->set_total_bytes(model.total_bytes);
+        c->set_total_packets(model.total_packets);
         events.push_back(purge);
       }
     }

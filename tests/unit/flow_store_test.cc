@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "../support/temp_dir.h"
 
 namespace flowgate::storage {
@@ -132,6 +134,113 @@ TEST(FlowStore, RejectsBatchWithoutIdentity) {
   auto result = store->Append(envelope, 1, nullptr);
   ASSERT_FALSE(result.ok());
   EXPECT_EQ(result.status().code(), StatusCode::kInvalidArgument);
+}
+
+// Group commit: one AppendBatch decides each batch as Append would, in order, a later
+// batch of a boot seeing the mark as advanced by the earlier ones in the same group.
+TEST(FlowStore, AppendBatchDecidesEachBatchInOrder) {
+  testing::TempDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  std::vector<AppendItem> items(6);
+  items[0].envelope = MakeBatch("boot-1", 1, "d1", 100);
+  items[1].envelope = MakeBatch("boot-1", 2, "d2", 200);
+  items[2].envelope = MakeBatch("boot-1", 2, "d2", 200);  // resent within the group
+  items[3].envelope = MakeBatch("boot-1", 4, "d4", 400);  // ahead of 3, no resend floor
+  items[4].envelope = MakeBatch("", 1, "dx", 1);          // no boot id
+  items[5].envelope = MakeBatch("boot-1", 3, "d1", 5);    // in order again; d1 once more
+  for (AppendItem& item : items) item.received_at_ms = 7;
+  ASSERT_TRUE(store->AppendBatch(items, true).ok());
+
+  ASSERT_TRUE(items[0].result.ok());
+  EXPECT_EQ(items[0].result->outcome, AppendOutcome::kApplied);
+  EXPECT_EQ(items[1].result->outcome, AppendOutcome::kApplied);
+  EXPECT_EQ(items[2].result->outcome, AppendOutcome::kDuplicate);
+  EXPECT_TRUE(items[2].stored.empty());
+  EXPECT_EQ(items[3].result->outcome, AppendOutcome::kOutOfOrder);
+  EXPECT_EQ(items[3].result->expected_sequence, 3u);
+  ASSERT_FALSE(items[4].result.ok());
+  EXPECT_EQ(items[4].result.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(items[5].result->outcome, AppendOutcome::kApplied);
+  EXPECT_EQ(store->last_sequence(), 6u);
+
+  // The log holds the applied batches' events in order, exactly as handed on for fan-out.
+  std::vector<v1::StoredEvent> log;
+  ASSERT_TRUE(store->ReadEvents(0, 100, &log).ok());
+  std::vector<v1::StoredEvent> handed_on;
+  for (const size_t i : {0u, 1u, 5u}) {
+    handed_on.insert(handed_on.end(), items[i].stored.begin(), items[i].stored.end());
+  }
+  ASSERT_EQ(log.size(), 6u);
+  ASSERT_EQ(handed_on.size(), 6u);
+  for (size_t i = 0; i < log.size(); ++i) {
+    EXPECT_EQ(log[i].gateway_sequence(), i + 1);
+    EXPECT_EQ(log[i].received_at(), 7u);
+    EXPECT_EQ(log[i].agent().site(), "site-a");
+    EXPECT_EQ(log[i].SerializeAsString(), handed_on[i].SerializeAsString()) << "event " << i;
+  }
+  // d1's two batches in one group add up; d4 was not applied.
+  auto d1 = store->GetFlow("agent-1", "d1");
+  ASSERT_TRUE(d1.ok() && d1->has_value());
+  EXPECT_EQ((*d1)->counters().local_bytes(), 105u);
+  auto d4 = store->GetFlow("agent-1", "d4");
+  ASSERT_TRUE(d4.ok());
+  EXPECT_FALSE(d4->has_value());
+
+  auto agents = store->ListAgents();
+  ASSERT_TRUE(agents.ok());
+  ASSERT_EQ(agents->size(), 1u);
+  EXPECT_EQ((*agents)[0].batches_received(), 5u);
+  EXPECT_EQ((*agents)[0].batches_applied(), 3u);
+  EXPECT_EQ((*agents)[0].batches_duplicate(), 1u);
+  EXPECT_EQ((*agents)[0].batches_out_of_order(), 1u);
+  EXPECT_EQ((*agents)[0].high_water_sequence(), 3u);
+  // The marks are durable: the next group continues from 3.
+  std::vector<AppendItem> next(1);
+  next[0].envelope = MakeBatch("boot-1", 3, "d1", 5);
+  ASSERT_TRUE(store->AppendBatch(next, false).ok());
+  EXPECT_EQ(next[0].result->outcome, AppendOutcome::kDuplicate);
+}
+
+// A flow reporting in the same minute again is indexed once, yet "flows active since t"
+// stays exact, also when retention deleted the index entries the store remembered writing.
+TEST(FlowStore, ActiveFlowsStayExactWithTheIndexWrittenOncePerMinute) {
+  constexpr uint64_t kMinute = 60'000;
+  auto flow_at = [](uint64_t sequence, const std::string& digest, uint64_t at_ms) {
+    v1::Envelope envelope = MakeBatch("boot-1", sequence, digest, 1);
+    envelope.mutable_events()->RemoveLast();  // the flow event only, no purge
+    auto* flow = envelope.mutable_events(0)->mutable_flow()->mutable_flow();
+    flow->set_first_seen_at(at_ms);
+    flow->set_last_seen_at(at_ms);
+    return envelope;
+  };
+  auto active_since = [](FlowStore& store, uint64_t from_ms) {
+    std::vector<std::string> digests;
+    EXPECT_TRUE(store
+                    .ScanActiveFlows(from_ms, 0,
+                                     [&](const v1::FlowRecord& flow) {
+                                       digests.push_back(flow.counters().digest());
+                                       return true;
+                                     })
+                    .ok());
+    std::sort(digests.begin(), digests.end());
+    return digests;
+  };
+  testing::TempDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  ASSERT_TRUE(store->Append(flow_at(1, "x", 5 * kMinute + 10), 1, nullptr).ok());
+  ASSERT_TRUE(store->Append(flow_at(2, "x", 5 * kMinute + 20), 1, nullptr).ok());
+  ASSERT_TRUE(store->Append(flow_at(3, "y", 1 * kMinute), 1, nullptr).ok());
+  EXPECT_EQ(active_since(*store, 5 * kMinute + 15), std::vector<std::string>{"x"});
+
+  // Retention drops x (and y) with their index entries; x then reports late, in the same
+  // minute as before: it must be indexed again to be found.
+  auto dropped = store->DropBefore(6 * kMinute);
+  ASSERT_TRUE(dropped.ok());
+  EXPECT_EQ(dropped->flows, 2u);
+  ASSERT_TRUE(store->Append(flow_at(4, "z", 8 * kMinute), 1, nullptr).ok());
+  ASSERT_TRUE(store->Append(flow_at(5, "x", 5 * kMinute + 40), 1, nullptr).ok());
+  EXPECT_EQ(active_since(*store, 5 * kMinute + 30), (std::vector<std::string>{"x", "z"}));
+  EXPECT_EQ(active_since(*store, 7 * kMinute), std::vector<std::string>{"z"});
 }
 
 }  // namespace

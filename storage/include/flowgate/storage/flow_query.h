@@ -56,12 +56,37 @@ struct TopQuery {
   v1::Metric metric = v1::METRIC_BYTES;
   // Entries. Default (0): kDefaultTopLimit; more than kMaxTopLimit is rejected.
   uint32_t limit = 0;
+  // What answers (see TopSource in flowgate.proto). AUTO: rollups when they can (see
+  // RollupsCanAnswer), else flows.
+  v1::TopSource source = v1::TOP_SOURCE_AUTO;
 };
 
-// The groups with the most traffic among the flows active in the window that match the
-// filter: each flow counts once, with its totals so far (total_bytes, total_packets), in
-// the group of its key (see TopKeyOf). Sorted by the metric, largest first, then by key.
-[[nodiscard]] Result<std::vector<v1::TopEntry>> Top(FlowStore& store, const TopQuery& query);
+struct TopAnswer {
+  std::vector<v1::TopEntry> entries;
+  v1::TopSource source = v1::TOP_SOURCE_FLOWS;  // FLOWS or ROLLUPS: what answered
+  // With ROLLUPS: the whole minutes summed, [from_ms, to_ms) (to_ms 0: up to now), which
+  // are the minutes that overlap the query's window.
+  TimeWindow rollup_window;
+  // When AUTO was answered from flows: why rollups could not answer.
+  std::string flows_reason;
+};
+
+// Two answers, by source (sorted by the metric, largest first, then by key):
+//   FLOWS    the groups of the flows active in the window that match the filter: each flow
+//            counts once, with its totals so far (total_bytes, total_packets), in the group
+//            of its key (see TopKeyOf); `flows` counts those flows.
+//   ROLLUPS  the traffic reported inside the window's minutes (see storage/src/rollups.h):
+//            byte and packet deltas whose attributed application/protocol/host and agent
+//            match the filter, grouped by that attribution (agent: its current name, else
+//            its id); `flows` counts flows first seen in those minutes.
+// ROLLUPS requested where rollups cannot answer is InvalidArgument with the reason.
+[[nodiscard]] Result<TopAnswer> Top(FlowStore& store, const TopQuery& query);
+
+// Empty when rollups of `store` can answer Top grouped by `group_by` under `filter`: the
+// group is the application, protocol, host or agent, and the filter names no field but
+// agent, site and the group's own field (app, proto or host). Otherwise the reason why not.
+std::string WhyRollupsCannotAnswer(const FlowStore& store, v1::GroupBy group_by,
+                                   const Filter& filter);
 
 // The group of `flow` under `group_by`: the application or protocol name, the host name,
 // the local or other address, or the agent's name (its id when it has none).

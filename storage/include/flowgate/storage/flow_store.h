@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "flowgate/common/status.h"
@@ -47,10 +48,41 @@ struct AppendResult {
   uint64_t expected_sequence = 0;
 };
 
+// One agent batch handed to FlowStore::AppendBatch, and what became of it.
+struct AppendItem {
+  // The batch. REQUIRED. When it is applied and the caller wants the stored events, its
+  // events are moved into `stored` (the identity and sequence stay).
+  v1::Envelope envelope;
+  // Gateway wall clock when it arrived, ms. Arrival times must not decrease along the log.
+  uint64_t received_at_ms = 0;
+  // Set by AppendBatch: what Append would have returned for this batch alone...
+  Result<AppendResult> result = Status::Internal("not appended");
+  // ...and with kApplied (when wanted) its events as stored, in log order, for fan-out.
+  std::vector<v1::StoredEvent> stored;
+};
+
 // What one FlowStore::DropBefore removed.
 struct DropStats {
   uint64_t events = 0;
   uint64_t flows = 0;
+};
+
+// Per-minute rollups: what traffic each agent reported in each minute, summed by
+// application, protocol or host (semantics in storage/src/rollups.h and on
+// TopRequest.source in flowgate.proto).
+enum class RollupDimension : uint8_t { kApplication, kProtocol, kHost };
+inline constexpr uint64_t kRollupMinuteMs = 60'000;
+struct RollupCounters {
+  uint64_t bytes = 0;    // local + other byte deltas reported in the minute
+  uint64_t packets = 0;  // local + other packet deltas reported in the minute
+  uint64_t flows = 0;    // flows first seen in the minute (first detection of each)
+};
+// One rollup row as read; the views are valid during the visit only.
+struct RollupRow {
+  uint64_t minute_ms = 0;  // start of the minute
+  std::string_view agent_id;
+  std::string_view value;  // the application, protocol or host name ("" when unknown)
+  RollupCounters counters;
 };
 
 class FlowStore {
@@ -70,6 +102,15 @@ class FlowStore {
                                                     uint64_t received_at_ms,
                                                     std::vector<v1::StoredEvent>* stored) = 0;
 
+  // Group commit: applies `items` in order, each exactly as Append would (the same
+  // duplicate and order checks, where a later batch of an agent boot sees the mark as
+  // advanced by the earlier ones in `items`), but all in ONE write, so they become durable
+  // together at the cost of one. An item refused with InvalidArgument leaves the others
+  // unaffected. When the write fails nothing was applied: the error is returned and is
+  // every item's result. `want_stored`: fill each applied item's `stored`.
+  // Thread safety: as Append (the same one thread calls both).
+  [[nodiscard]] virtual Status AppendBatch(std::vector<AppendItem>& items, bool want_stored) = 0;
+
   // The flow of agent `agent_id` with `digest`, or nullopt. Thread-safe.
   [[nodiscard]] virtual Result<std::optional<v1::FlowRecord>> GetFlow(
       const std::string& agent_id, const std::string& digest) = 0;
@@ -86,6 +127,15 @@ class FlowStore {
   // from_ms.
   [[nodiscard]] virtual Status ScanActiveFlows(
       uint64_t from_ms, uint64_t to_ms, const std::function<bool(const v1::FlowRecord&)>& visit);
+
+  // Calls `visit` for every rollup row of `dimension` whose minute starts in
+  // [from_ms, to_ms) (to_ms == 0: no upper bound), in (minute, agent id, value) order, until
+  // it returns false. Thread-safe; sees a consistent snapshot. Only when has_rollups(); the
+  // default (a store without rollups, whose Top reads raw flows) returns NotFound.
+  [[nodiscard]] virtual Status ScanRollups(RollupDimension dimension, uint64_t from_ms,
+                                           uint64_t to_ms,
+                                           const std::function<bool(const RollupRow&)>& visit);
+  virtual bool has_rollups() const { return false; }
 
   // Appends to *out up to `limit` events of the merged log with gateway sequence greater
   // than `after_sequence`, in order. Thread-safe.
@@ -111,13 +161,17 @@ class FlowStore {
   virtual uint64_t last_sequence() const = 0;
 
   // Retention: drops everything older than `cutoff_ms` (rounded down to the store's time
-  // granularity): events received before it and flows whose last activity is before it.
+  // granularity): events received before it, flows whose last activity is before it and
+  // rollup minutes that start before it.
   // Whole time ranges go at once; the space is reclaimed before returning. Afterwards
   // retained_from_ms() is at least the cutoff. Thread-safe with Append and readers (a flow
   // updated while it is dropped keeps the update).
   [[nodiscard]] virtual Result<DropStats> DropBefore(uint64_t cutoff_ms) = 0;
   // The time of the oldest data held (flow activity or event arrival); 0 when empty.
   [[nodiscard]] virtual Result<uint64_t> OldestDataMs() = 0;
+  // Compacts the whole store now (what background compaction does over time: merged
+  // records, no pending operands). For benchmarks and maintenance. Thread-safe.
+  [[nodiscard]] virtual Status CompactAll() { return Status::Ok(); }
   // Bytes the store occupies on disk now (every file of the database). Thread-safe.
   [[nodiscard]] virtual Result<uint64_t> DiskBytes() = 0;
   // Data before this time was dropped by retention (0: nothing ever dropped). Survives

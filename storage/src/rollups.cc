@@ -1,0 +1,232 @@
+#include "rollups.h"
+
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+
+#include <cstring>
+#include <deque>
+
+namespace flowgate::storage {
+namespace {
+
+constexpr size_t kValueSize = 24;  // bytes, packets, flows: little-endian uint64 each
+
+char DimensionByte(RollupDimension dimension) {
+  switch (dimension) {
+    case RollupDimension::kProtocol:
+      return 'p';
+    case RollupDimension::kHost:
+      return 'h';
+    default:
+      return 'a';
+  }
+}
+
+void AppendBigEndian(uint64_t value, std::string* out) {
+  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(value >> shift));
+}
+
+uint64_t ReadBigEndian(const char* bytes) {
+  uint64_t value = 0;
+  for (int i = 0; i < 8; ++i) value = (value << 8) | static_cast<uint8_t>(bytes[i]);
+  return value;
+}
+
+void PutLittleEndian(uint64_t value, char* out) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>(value >> (8 * i));
+}
+
+uint64_t ReadLittleEndian(const char* bytes) {
+  uint64_t value = 0;
+  for (int i = 7; i >= 0; --i) value = (value << 8) | static_cast<uint8_t>(bytes[i]);
+  return value;
+}
+
+std::string EncodeCounters(const RollupCounters& counters) {
+  std::string value(kValueSize, '\0');
+  PutLittleEndian(counters.bytes, value.data());
+  PutLittleEndian(counters.packets, value.data() + 8);
+  PutLittleEndian(counters.flows, value.data() + 16);
+  return value;
+}
+
+// A value of the wrong size (never written by this code) counts as zero rather than
+// failing every read of its minute.
+void AddEncoded(const rocksdb::Slice& value, RollupCounters* sum) {
+  if (value.size() != kValueSize) return;
+  sum->bytes += ReadLittleEndian(value.data());
+  sum->packets += ReadLittleEndian(value.data() + 8);
+  sum->flows += ReadLittleEndian(value.data() + 16);
+}
+
+class RollupMergeOperator final : public rocksdb::MergeOperator {
+ public:
+  bool FullMergeV2(const MergeOperationInput& input, MergeOperationOutput* output) const override {
+    RollupCounters sum;
+    if (input.existing_value != nullptr) AddEncoded(*input.existing_value, &sum);
+    for (const rocksdb::Slice& operand : input.operand_list) AddEncoded(operand, &sum);
+    output->new_value = EncodeCounters(sum);
+    return true;
+  }
+  bool PartialMergeMulti(const rocksdb::Slice& /*key*/,
+                         const std::deque<rocksdb::Slice>& operand_list, std::string* new_value,
+                         rocksdb::Logger* /*logger*/) const override {
+    RollupCounters sum;
+    for (const rocksdb::Slice& operand : operand_list) AddEncoded(operand, &sum);
+    *new_value = EncodeCounters(sum);
+    return true;
+  }
+  const char* Name() const override { return "flowgate.RollupAdd.v1"; }
+};
+
+uint64_t MinuteOf(uint64_t at_ms) { return at_ms / kRollupMinuteMs * kRollupMinuteMs; }
+
+}  // namespace
+
+const FlowDimensions& RollupAccumulator::DimensionsOf(const std::string& agent_id,
+                                                      const std::string& digest) {
+  key_ = agent_id;
+  key_ += '\0';
+  key_ += digest;
+  auto it = known_.find(key_);
+  if (it != known_.end()) return it->second;
+  // Not seen since start (or since the cache was cleared): the stored flow knows. A flow
+  // that is not stored is remembered as unknown ("") until its `flow` event comes.
+  std::optional<FlowDimensions> stored = lookup_(agent_id, digest);
+  return known_.emplace(key_, stored ? std::move(*stored) : FlowDimensions{}).first->second;
+}
+
+void RollupAccumulator::AddTo(const std::string& agent_id, const FlowDimensions& dimensions,
+                              uint64_t at_ms, const RollupCounters& counters) {
+  const uint64_t minute = MinuteOf(at_ms);
+  for (const auto& [dimension, value] :
+       {std::pair<RollupDimension, const std::string*>{RollupDimension::kApplication,
+                                                       &dimensions.application},
+        {RollupDimension::kProtocol, &dimensions.protocol},
+        {RollupDimension::kHost, &dimensions.host}}) {
+    std::string key;
+    key.reserve(10 + agent_id.size() + value->size());
+    key.push_back(DimensionByte(dimension));
+    AppendBigEndian(minute, &key);
+    key += agent_id;
+    key += '\0';
+    key += *value;
+    RollupCounters& sum = pending_[std::move(key)];
+    sum.bytes += counters.bytes;
+    sum.packets += counters.packets;
+    sum.flows += counters.flows;
+  }
+}
+
+void RollupAccumulator::Add(const std::string& agent_id, const v1::Event& event,
+                            uint64_t received_at_ms) {
+  switch (event.body_case()) {
+    case v1::Event::kFlow: {
+      const v1::FlowMetadata& m = event.flow().flow();
+      FlowDimensions dimensions{m.detected_application_name(), m.detected_protocol_name(),
+                                m.host_server_name()};
+      if (!m.detection_updated()) {
+        const uint64_t at = m.first_seen_at() != 0  ? m.first_seen_at()
+                            : m.last_seen_at() != 0 ? m.last_seen_at()
+                                                    : received_at_ms;
+        AddTo(agent_id, dimensions, at, {.bytes = 0, .packets = 0, .flows = 1});
+      }
+      key_ = agent_id;
+      key_ += '\0';
+      key_ += m.digest();
+      known_[key_] = std::move(dimensions);
+      return;
+    }
+    case v1::Event::kFlowStats:
+    case v1::Event::kFlowPurge: {
+      const bool purge = event.has_flow_purge();
+      const v1::FlowCounters& c = purge ? event.flow_purge().flow() : event.flow_stats().flow();
+      const RollupCounters delta{.bytes = c.local_bytes() + c.other_bytes(),
+                                 .packets = c.local_packets() + c.other_packets(),
+                                 .flows = 0};
+      if (delta.bytes != 0 || delta.packets != 0) {
+        AddTo(agent_id, DimensionsOf(agent_id, c.digest()),
+              c.last_seen_at() != 0 ? c.last_seen_at() : received_at_ms, delta);
+      }
+      // A purged flow sends nothing more: its dimensions need not be remembered.
+      if (purge) {
+        key_ = agent_id;
+        key_ += '\0';
+        key_ += c.digest();
+        known_.erase(key_);
+      }
+      return;
+    }
+    default:
+      return;
+  }
+}
+
+Status RollupAccumulator::Flush(rocksdb::WriteBatch* batch, rocksdb::ColumnFamilyHandle* family) {
+  Status status = Status::Ok();
+  for (const auto& [key, counters] : pending_) {
+    rocksdb::Status s = batch->Merge(family, key, EncodeCounters(counters));
+    if (!s.ok()) {
+      status = Status::IoError("building a write batch: " + s.ToString());
+      break;
+    }
+  }
+  pending_.clear();
+  if (known_.size() > kMaxKnownFlows) known_.clear();
+  return status;
+}
+
+std::shared_ptr<rocksdb::MergeOperator> NewRollupMergeOperator() {
+  return std::make_shared<RollupMergeOperator>();
+}
+
+Status ScanRollupFamily(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family,
+                        const rocksdb::ReadOptions& read, RollupDimension dimension,
+                        uint64_t from_ms, uint64_t to_ms,
+                        const std::function<bool(const RollupRow&)>& visit) {
+  std::string lower(1, DimensionByte(dimension));
+  AppendBigEndian(MinuteOf(from_ms), &lower);
+  // The upper bound: the first minute at or after to_ms, or the end of the dimension.
+  std::string upper(1, DimensionByte(dimension));
+  if (to_ms == 0) {
+    upper[0] = static_cast<char>(upper[0] + 1);
+  } else {
+    AppendBigEndian(MinuteOf(to_ms + kRollupMinuteMs - 1), &upper);
+  }
+  rocksdb::ReadOptions options = read;
+  rocksdb::Slice upper_slice(upper);
+  options.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(db.NewIterator(options, family));
+  RollupRow row;
+  for (it->Seek(lower); it->Valid(); it->Next()) {
+    const rocksdb::Slice key = it->key();
+    if (key.size() < 10) continue;
+    const std::string_view rest(key.data() + 9, key.size() - 9);
+    const size_t separator = rest.find('\0');
+    if (separator == std::string_view::npos) continue;
+    row.minute_ms = ReadBigEndian(key.data() + 1);
+    row.agent_id = rest.substr(0, separator);
+    row.value = rest.substr(separator + 1);
+    row.counters = {};
+    AddEncoded(it->value(), &row.counters);
+    if (!visit(row)) break;
+  }
+  if (!it->status().ok()) return Status::IoError("scanning rollups: " + it->status().ToString());
+  return Status::Ok();
+}
+
+Status DeleteRollupsBefore(rocksdb::WriteBatch* batch, rocksdb::ColumnFamilyHandle* family,
+                           uint64_t cutoff_ms) {
+  for (RollupDimension dimension :
+       {RollupDimension::kApplication, RollupDimension::kProtocol, RollupDimension::kHost}) {
+    std::string begin(1, DimensionByte(dimension));
+    std::string end = begin;
+    AppendBigEndian(0, &begin);
+    AppendBigEndian(MinuteOf(cutoff_ms), &end);
+    rocksdb::Status s = batch->DeleteRange(family, begin, end);
+    if (!s.ok()) return Status::IoError("building a write batch: " + s.ToString());
+  }
+  return Status::Ok();
+}
+
+}  // namespace flowgate::storage

@@ -1,0 +1,103 @@
+// Per-minute rollups of the traffic each agent reports, by application, protocol and host,
+// so that aggregates over a day (Top) read a few rows per minute instead of every flow.
+//
+// What a row counts. Rows live in the "rollups" column family, keyed
+//   dimension (1 byte: 'a' application, 'p' protocol, 'h' host)
+//   minute start in ms (8 bytes, big-endian)
+//   agent id '\0' value (the application, protocol or host name; "" when unknown)
+// -> three little-endian uint64: bytes, packets, flows. Keys of one dimension are ordered by
+// time, so a range of minutes is one contiguous scan and retention one DeleteRange.
+//   bytes, packets  the traffic reported in the minute: the local + other deltas of every
+//                   flow_stats and flow_purge event, at the minute of its counters'
+//                   last_seen_at (the gateway's arrival time when the agent sent none).
+//   flows           flows first seen in the minute: every `flow` event that is a flow's
+//                   first detection (detection_updated false), at the minute of its
+//                   first_seen_at (else last_seen_at, else arrival). Additive over minutes,
+//                   unlike "flows active", which would count a long flow once per minute.
+// A delta is attributed to the application, protocol and host the agent had reported for
+// the flow when the delta arrived (a later refinement does not move earlier traffic). A
+// flow whose `flow` event the store never received is attributed to "".
+//
+// Writing: the store's Append feeds every event of a batch to a RollupAccumulator, which
+// sums in memory, and flushes the sums as Merge operands into the same WriteBatch as the
+// events, so rollups are exactly-once with the log (a duplicate batch adds nothing). The
+// merge operator adds counters: no read-modify-write on ingest.
+#pragma once
+
+#include <rocksdb/merge_operator.h>
+#include <rocksdb/write_batch.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "flowgate/common/status.h"
+#include "flowgate/storage/flow_store.h"
+#include "flowgate/v1/events.pb.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+struct ReadOptions;
+}  // namespace rocksdb
+
+namespace flowgate::storage {
+
+inline constexpr char kRollupsFamily[] = "rollups";
+
+// The names a flow's traffic is rolled up under.
+struct FlowDimensions {
+  std::string application;
+  std::string protocol;
+  std::string host;
+};
+
+// Sums the rollup contributions of events in memory and emits them as Merge operands.
+// Keeps the dimensions of the flows it saw (bounded; a miss asks `lookup`, which reads the
+// stored flow). Thread safety: one thread (the store's Append thread).
+class RollupAccumulator {
+ public:
+  // The stored dimensions of the flow (agent id, digest), or nullopt if it is not stored.
+  using Lookup = std::function<std::optional<FlowDimensions>(const std::string& agent_id,
+                                                             const std::string& digest)>;
+  explicit RollupAccumulator(Lookup lookup) : lookup_(std::move(lookup)) {}
+
+  // Adds the contribution of `event` of agent `agent_id` (events of one agent in log order).
+  void Add(const std::string& agent_id, const v1::Event& event, uint64_t received_at_ms);
+  // Adds the pending sums to `batch` as Merge operands of `family` and forgets them.
+  [[nodiscard]] Status Flush(rocksdb::WriteBatch* batch, rocksdb::ColumnFamilyHandle* family);
+  // Forgets pending sums (the batch they were for is not written).
+  void Discard() { pending_.clear(); }
+
+ private:
+  const FlowDimensions& DimensionsOf(const std::string& agent_id, const std::string& digest);
+  void AddTo(const std::string& agent_id, const FlowDimensions& dimensions, uint64_t at_ms,
+             const RollupCounters& counters);
+
+  Lookup lookup_;
+  // agent id '\0' digest -> dimensions; cleared when it outgrows kMaxKnownFlows (between
+  // batches), after which misses read the store.
+  static constexpr size_t kMaxKnownFlows = 1 << 19;
+  std::unordered_map<std::string, FlowDimensions> known_;
+  std::unordered_map<std::string, RollupCounters> pending_;  // rollup key -> sums
+  std::string key_;                                          // scratch
+};
+
+// Adds the counters of rollup values (any number of operands).
+std::shared_ptr<rocksdb::MergeOperator> NewRollupMergeOperator();
+
+// Reads the rows of `dimension` with minutes in [from_ms, to_ms) (to_ms 0: unbounded).
+[[nodiscard]] Status ScanRollupFamily(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family,
+                                      const rocksdb::ReadOptions& read, RollupDimension dimension,
+                                      uint64_t from_ms, uint64_t to_ms,
+                                      const std::function<bool(const RollupRow&)>& visit);
+
+// Adds to `batch` the range deletions of every rollup minute before `cutoff_ms`.
+[[nodiscard]] Status DeleteRollupsBefore(rocksdb::WriteBatch* batch,
+                                         rocksdb::ColumnFamilyHandle* family, uint64_t cutoff_ms);
+
+}  // namespace flowgate::storage
