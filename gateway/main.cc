@@ -2,7 +2,6 @@
 #include <google/protobuf/stubs/logging.h>
 #include <sys/stat.h>
 
-#include <atomic>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -18,17 +17,18 @@ constexpr char kDefaultJsonSocket[] = "/run/flowgate/flowgate.sock";
 
 // protobuf logs a line for each problem it meets while parsing, e.g. every string that is
 // not UTF-8 in a hostile agent frame (which the listener refuses and counts anyway): a peer
-// could flood the log. Pass on the 1st, 2nd, 4th, 8th... only.
+// could flood the log, so those lines pass through a limiter.
 void RateLimitedProtobufLog(google::protobuf::LogLevel level, const char* filename, int line,
                             const std::string& message) {
-  static std::atomic<uint64_t> seen{0};
-  const uint64_t count = ++seen;
-  if (level != google::protobuf::LOGLEVEL_FATAL && (count & (count - 1)) != 0) return;
-  flowgate::Log(level >= google::protobuf::LOGLEVEL_ERROR ? flowgate::LogLevel::kError
-                                                          : flowgate::LogLevel::kWarning,
-                "protobuf",
-                message + " (" + filename + ":" + std::to_string(line) + "; " +
-                    std::to_string(count) + " protobuf messages so far)");
+  static flowgate::LogLimiter limiter("protobuf", "protobuf lines", 5);
+  const std::string text = message + " (" + filename + ":" + std::to_string(line) + ")";
+  if (level == google::protobuf::LOGLEVEL_FATAL) {
+    flowgate::Log(flowgate::LogLevel::kError, "protobuf", text);  // protobuf aborts next
+    return;
+  }
+  limiter.Log(level >= google::protobuf::LOGLEVEL_ERROR ? flowgate::LogLevel::kError
+                                                        : flowgate::LogLevel::kWarning,
+              text);
 }
 }  // namespace
 

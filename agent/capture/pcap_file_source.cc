@@ -44,14 +44,8 @@ class PcapFileSource final : public PacketSource {
   Result<bool> Next(RawPacket* packet) override {
     // libpcap's state after a read error is not specified: keep reporting the first error.
     if (!broken_.ok()) return broken_;
-    pcap_pkthdr* header = nullptr;
-    const u_char* data = nullptr;
-    const int rc = pcap_next_ex(handle_.get(), &header, &data);
-    if (rc == 1) {
-      FillRawPacket(*header, data, packet);
-      ++counters_.packets;
-      return true;
-    }
+    const int rc = NextRecord(handle_.get(), packet, &counters_);
+    if (rc == 1) return true;
     if (rc == PCAP_ERROR_BREAK) return false;  // end of file
     if (rc == 0) {
       // Only live captures time out; a file never should.

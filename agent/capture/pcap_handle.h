@@ -30,6 +30,20 @@ inline void FillRawPacket(const pcap_pkthdr& header, const u_char* data, RawPack
   packet->wire_length = header.len;
 }
 
+// Reads the next record with pcap_next_ex. On a packet (1) fills *packet and counts it in
+// *counters; any other code is returned for the caller to give it its own meaning (a live
+// capture's timeout, a file's end, an interface gone).
+inline int NextRecord(pcap_t* handle, RawPacket* packet, CaptureCounters* counters) {
+  pcap_pkthdr* header = nullptr;
+  const u_char* data = nullptr;
+  const int rc = pcap_next_ex(handle, &header, &data);
+  if (rc == 1) {
+    FillRawPacket(*header, data, packet);
+    ++counters->packets;
+  }
+  return rc;
+}
+
 // Compiles and installs `expression` on `handle`; `what` names the capture in errors.
 Status ApplyBpf(pcap_t* handle, const std::string& expression, const std::string& what);
 

@@ -24,14 +24,8 @@ class PcapLiveSource final : public PacketSource {
 
   Result<bool> Next(RawPacket* packet) override {
     if (interrupted_.load(std::memory_order_relaxed)) return false;
-    pcap_pkthdr* header = nullptr;
-    const u_char* data = nullptr;
-    const int rc = pcap_next_ex(handle_.get(), &header, &data);
-    if (rc == 1) {
-      FillRawPacket(*header, data, packet);
-      ++counters_.packets;
-      return true;
-    }
+    const int rc = NextRecord(handle_.get(), packet, &counters_);
+    if (rc == 1) return true;
     if (rc == 0 || rc == PCAP_ERROR_BREAK) return false;  // timeout, or Interrupt()
     // PCAP_ERROR: the interface went down or away; the caller reopens it.
     return Status::Unavailable("capture on '" + name_ + "' failed: " + pcap_geterr(handle_.get()));

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -67,6 +68,47 @@ void Log(LogLevel level, std::string_view component, std::string_view message) {
   // One write(2) per line keeps lines from different threads whole.
   ssize_t ignored = ::write(STDERR_FILENO, line.data(), line.size());
   (void)ignored;
+}
+
+LogLimiter::LogLimiter(std::string component, std::string what, int lines_per_second)
+    : component_(std::move(component)),
+      what_(std::move(what)),
+      lines_per_second_(lines_per_second) {}
+
+void LogLimiter::Log(LogLevel level, std::string_view message, Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  FlushLocked(now);
+  if (now - window_start_ >= std::chrono::seconds(1)) {
+    window_start_ = now;
+    logged_in_window_ = 0;
+  }
+  if (logged_in_window_ < lines_per_second_) {
+    ++logged_in_window_;
+    flowgate::Log(level, component_, message);
+    return;
+  }
+  ++suppressed_;
+  suppressed_level_ = std::max(suppressed_level_, level);
+}
+
+void LogLimiter::Flush(Clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  FlushLocked(now);
+}
+
+void LogLimiter::FlushLocked(Clock::time_point now) {
+  if (suppressed_ == 0 || now - window_start_ < std::chrono::seconds(1)) return;
+  flowgate::Log(suppressed_level_, component_,
+                std::to_string(suppressed_) + " more " + what_ + " suppressed (at most " +
+                    std::to_string(lines_per_second_) + " per second)");
+  suppressed_ = 0;
+  suppressed_level_ = LogLevel::kDebug;
+}
+
+std::optional<LogLimiter::Clock::time_point> LogLimiter::flush_due() const {
+  std::lock_guard lock(mutex_);
+  if (suppressed_ == 0) return std::nullopt;
+  return window_start_ + std::chrono::seconds(1);
 }
 
 }  // namespace flowgate

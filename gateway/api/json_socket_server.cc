@@ -55,7 +55,6 @@ constexpr size_t kBatchWakeBytes = 64u << 10;
 // Per-client log lines (connect, disconnect, buffer full) let through per second; the rest
 // are counted and reported in one line, so a connection flood cannot flood the log.
 constexpr int kClientLogLinesPerSecond = 20;
-constexpr auto kClientLogWindow = std::chrono::seconds(1);
 constexpr uint64_t kNoSeq = UINT64_MAX;
 // Log frames Publish() frees per call; see FreeUnneeded().
 constexpr size_t kFreesPerPublish = 4;
@@ -193,46 +192,6 @@ struct Listener {
 
 using Clock = std::chrono::steady_clock;
 
-// Lets at most kClientLogLinesPerSecond per-client lines through per second and counts the
-// rest. Server thread only.
-class ClientLogLimiter {
- public:
-  void Log(LogLevel level, std::string_view message, Clock::time_point now) {
-    Flush(now);
-    if (now - window_start_ >= kClientLogWindow) {
-      window_start_ = now;
-      logged_in_window_ = 0;
-    }
-    if (logged_in_window_ < kClientLogLinesPerSecond) {
-      ++logged_in_window_;
-      flowgate::Log(level, kComponent, message);
-      return;
-    }
-    ++suppressed_;
-    suppressed_level_ = std::max(suppressed_level_, level);
-  }
-  // Reports the lines held back once their second is over.
-  void Flush(Clock::time_point now) {
-    if (suppressed_ == 0 || now - window_start_ < kClientLogWindow) return;
-    flowgate::Log(suppressed_level_, kComponent,
-                  std::to_string(suppressed_) + " more client lines suppressed (at most " +
-                      std::to_string(kClientLogLinesPerSecond) + " per second)");
-    suppressed_ = 0;
-    suppressed_level_ = LogLevel::kDebug;
-  }
-  // When Flush() has something to report.
-  std::optional<Clock::time_point> flush_due() const {
-    if (suppressed_ == 0) return std::nullopt;
-    return window_start_ + kClientLogWindow;
-  }
-
- private:
-  Clock::time_point window_start_{};
-  int logged_in_window_ = 0;
-  uint64_t suppressed_ = 0;
-  LogLevel suppressed_level_ = LogLevel::kDebug;
-};
-
 // Fields are guarded by the server's `mu_` unless marked otherwise.
 struct Client {
   uint64_t id = 0;
@@ -314,7 +273,7 @@ class JsonSocketServerImpl final : public JsonSocketServer {
   std::thread thread_;
   // Server thread only.
   Clock::time_point accept_paused_until_{};
-  ClientLogLimiter client_log_;
+  LogLimiter client_log_{std::string(kComponent), "client lines", kClientLogLinesPerSecond};
 
   std::mutex stop_mu_;  // serialises Stop(); held while joining
   bool stopped_ = false;
@@ -576,7 +535,7 @@ void JsonSocketServerImpl::Stop() {
     Wake();
     thread_.join();
   }
-  client_log_.Flush(Clock::now() + kClientLogWindow);  // the thread is gone: report now
+  client_log_.Flush(Clock::now() + std::chrono::seconds(1));  // the thread is gone: report now
   std::vector<std::unique_ptr<Client>> clients;
   {
     std::lock_guard<std::mutex> lock(mu_);
