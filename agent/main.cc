@@ -97,6 +97,7 @@ int main(int argc, char** argv) {
                     &options.update_interval_ms);
   flags.AddDuration("delivery-timeout", "Wait this long at exit for the gateway's acknowledgements",
                     &options.delivery_timeout_ms);
+  flags.AddMetricsListen(&options.metrics_listen);
   flags.AddLogLevel();
   flags.AddConfigFile();
   std::optional<int> exit_code = ParseMainFlags(flags, argc, argv, [&]() -> Status {

@@ -14,6 +14,8 @@ PACKAGES=(
   libzstd-dev
   # daemon config files (--config, TOML)
   libtomlplusplus-dev
+  # the --metrics endpoint (Prometheus over HTTP)
+  libmicrohttpd-dev
   # the libFuzzer target (tests/fuzz)
   clang-14 libclang-rt-14-dev
   # tests and demo: real clients of the JSON socket, live-capture tools

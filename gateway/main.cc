@@ -141,6 +141,7 @@ int main(int argc, char** argv) {
                     &options.max_disk_bytes, 1u << 20);
   flags.AddDuration("retention-interval", "Time between retention checks",
                     &options.retention_interval_ms);
+  flags.AddMetricsListen(&options.metrics_listen);
   flags.AddLogLevel();
   flags.AddConfigFile();
   std::optional<int> exit_code = ParseMainFlags(flags, argc, argv, [&]() -> Status {

@@ -24,6 +24,7 @@
 #include "flowgate/common/curve_keys.h"
 #include "flowgate/common/identity.h"
 #include "flowgate/common/log.h"
+#include "flowgate/common/metrics.h"
 #include "flowgate/common/netifyd_json.h"
 
 namespace flowgate::agent {
@@ -47,7 +48,25 @@ Result<std::string> LoadOrCreateAgentId(const std::string& state_dir) {
   return id;
 }
 
-// Per-interval capture counters, as netifyd's `stats` reports them.
+// `now - before`, field by field over the counters of InterfaceStats.
+v1::InterfaceStats CounterDelta(const v1::InterfaceStats& now, const v1::InterfaceStats& before) {
+  v1::InterfaceStats delta;
+  const google::protobuf::Descriptor* descriptor = now.GetDescriptor();
+  const google::protobuf::Reflection* reflection = now.GetReflection();
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = descriptor->field(i);
+    if (field->is_repeated() ||
+        field->cpp_type() != google::protobuf::FieldDescriptor::CPPTYPE_UINT64) {
+      continue;
+    }
+    reflection->SetUInt64(&delta, field,
+                          reflection->GetUInt64(now, field) - reflection->GetUInt64(before, field));
+  }
+  return delta;
+}
+
+// Capture counters as netifyd's `stats` reports them (per status interval), kept whole
+// since start for the metrics endpoint.
 class CaptureCounters {
  public:
   explicit CaptureCounters(int link_type) : ethernet_(link_type == DLT_EN10MB) {}
@@ -87,15 +106,19 @@ class CaptureCounters {
 
   // Returns the interval's counters and starts a new interval.
   v1::InterfaceStats TakeInterval(const std::string& name) {
-    v1::InterfaceStats out = std::move(s_);
+    v1::InterfaceStats out = CounterDelta(s_, reported_);
     out.set_name(name);
-    s_ = v1::InterfaceStats();
+    reported_ = s_;
     return out;
   }
 
+  // Everything counted since start.
+  const v1::InterfaceStats& totals() const { return s_; }
+
  private:
   bool ethernet_;
-  v1::InterfaceStats s_;
+  v1::InterfaceStats s_;         // since start
+  v1::InterfaceStats reported_;  // s_ as of the last TakeInterval
 };
 
 // One capture (file or interface): its source, counters and state, shared by its capture
@@ -113,7 +136,9 @@ struct Capture {
   // The current handle's kernel drops as last sampled by the capture thread: only that
   // thread touches the pcap handle (pcap_stats is not safe beside a running pcap_next_ex).
   uint64_t kernel_dropped = 0;
-  uint64_t queue_dropped = 0;
+  uint64_t kernel_dropped_closed = 0;  // by the handles closed before the current one
+  uint64_t queue_dropped = 0;          // since the last status
+  uint64_t queue_dropped_total = 0;
   uint64_t packets = 0;  // read from the source, whole run
   std::string state;     // live: "up" or "down"
   std::string last_error;
@@ -211,6 +236,14 @@ class Agent {
     for (auto& module : modules) {
       workers_.push_back(
           std::make_unique<Worker>(worker_options, local_networks_, std::move(module), *sink_));
+    }
+
+    if (!options_.metrics_listen.empty()) {
+      Result<std::unique_ptr<MetricsServer>> metrics =
+          MetricsServer::Start(options_.metrics_listen, [this] { return RenderMetrics(); });
+      if (!metrics.ok()) return metrics.status();
+      metrics_ = std::move(metrics).value();
+      Log(LogLevel::kInfo, "agent", "metrics at http://" + metrics_->bound_address() + "/metrics");
     }
 
     std::vector<std::thread> worker_threads, capture_threads;
@@ -411,6 +444,7 @@ class Agent {
     if (!worker.queue().Push(*packet, raw.timestamp_us, raw.wire_length, index,
                              /*block=*/!c.live)) {
       ++c.queue_dropped;
+      ++c.queue_dropped_total;
     }
   }
 
@@ -445,6 +479,7 @@ class Agent {
       c.running = c.source.get();
       c.state = "up";
       ++c.reopens;
+      c.kernel_dropped_closed += c.kernel_dropped;
       c.kernel_dropped = c.kernel_dropped_reported = 0;  // a new handle counts from zero
       *backoff_ms = kMinReopenBackoffMs;
       Log(LogLevel::kInfo, "agent", "capturing on " + c.path + " again");
@@ -506,8 +541,123 @@ class Agent {
       total.set_evicted(total.evicted() + s.evicted());
       total.set_detected(total.detected() + s.detected());
       total.set_guessed(total.guessed() + s.guessed());
+      total.set_ndpi_state_bytes(total.ndpi_state_bytes() + s.ndpi_state_bytes());
     }
     return total;
+  }
+
+  // Scrapes run on the metrics server's thread: everything read here is either fixed once
+  // the agent runs (the vectors) or guarded (each capture's mutex, the workers' and the
+  // gateway client's stats).
+  std::string RenderMetrics() const {
+    PrometheusText out;
+    AppendProcessMetrics(
+        "flowgate_agent",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count(), out);
+    out.Family("flowgate_agent_identity", MetricType::kGauge,
+               "The agent's id, name, site and boot id (always 1)");
+    out.Sample(1, {{"agent_id", identity_.id()},
+                   {"name", identity_.name()},
+                   {"site", identity_.site()},
+                   {"boot_id", identity_.boot_id()}});
+    AppendCaptureMetrics(out);
+
+    const v1::FlowTableStats flows = TableStats();
+    out.Gauge("flowgate_agent_flows_active", "Flows in the flow tables now", flows.active());
+    out.Counter("flowgate_agent_flows_created_total", "Flows seen", flows.created());
+    out.Counter("flowgate_agent_flows_purged_total", "Flows ended (closed, expired, evicted)",
+                flows.purged());
+    out.Counter("flowgate_agent_flows_evicted_total",
+                "Flows ended early because the table was full (--max-flows)", flows.evicted());
+    out.Counter("flowgate_agent_flows_detected_total", "Flows nDPI classified", flows.detected());
+    out.Counter("flowgate_agent_flows_guessed_total",
+                "Flows nDPI gave up on with a guess (packet limit reached)", flows.guessed());
+    out.Gauge("flowgate_agent_ndpi_state_bytes", "Memory held by nDPI per-flow state now",
+              flows.ndpi_state_bytes());
+    out.Family("flowgate_agent_worker_queue_packets", MetricType::kGauge,
+               "Packets waiting in a worker's queue now");
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      out.Sample(workers_[i]->queue().depth(), {{"worker", std::to_string(i)}});
+    }
+    out.Gauge("flowgate_agent_worker_queue_capacity_packets",
+              "Packets a worker's queue holds at most",
+              workers_.empty() ? 0 : workers_.front()->queue().capacity());
+
+    if (gateway_client_ != nullptr) {
+      const GatewayClientStats t = gateway_client_->stats();
+      out.Counter("flowgate_agent_batches_sent_total", "Batches sent to the gateway (resends too)",
+                  t.batches_sent);
+      out.Counter("flowgate_agent_batches_acked_total", "Batches the gateway made durable",
+                  t.batches_acked);
+      out.Counter("flowgate_agent_batches_resent_total", "Batches sent again (timeout, reconnect)",
+                  t.batches_resent);
+      out.Counter("flowgate_agent_batches_rejected_total", "Batches the gateway refused",
+                  t.batches_rejected);
+      out.Counter("flowgate_agent_events_sent_total", "Events put into batches", t.events_sent);
+      out.Counter("flowgate_agent_events_acked_total", "Events the gateway made durable",
+                  t.events_acked);
+      out.Family("flowgate_agent_events_dropped_total", MetricType::kCounter,
+                 "Events lost before the gateway had them, by reason");
+      out.Sample(t.events_dropped, {{"reason", "spool_full"}});
+      out.Sample(t.queue_dropped, {{"reason", "send_queue_full"}});
+      out.Gauge("flowgate_agent_unacked_batches", "Batches sent and not yet acknowledged",
+                t.unacked_batches);
+      out.Gauge("flowgate_agent_spool_bytes", "Bytes of batches held until acknowledged",
+                t.spool_bytes);
+      out.Gauge("flowgate_agent_spool_batches", "Batches held until acknowledged", t.spool_batches);
+      out.Gauge("flowgate_agent_spool_max_bytes", "Spool size at which the oldest batches go",
+                static_cast<double>(options_.spool_max_bytes));
+      out.Counter("flowgate_agent_spool_errors_total",
+                  "Spool files that could not be written, read or removed", t.spool_errors);
+    }
+    return out.text();
+  }
+
+  void AppendCaptureMetrics(PrometheusText& out) const {
+    struct Sampled {
+      std::string name;
+      v1::InterfaceStats totals;
+      uint64_t kernel_dropped = 0, queue_dropped = 0, reopens = 0;
+      bool live = false, up = false;
+    };
+    std::vector<Sampled> captures;
+    for (const auto& c : captures_) {
+      std::lock_guard lock(c->mutex);
+      captures.push_back({c->name, c->counters->totals(),
+                          c->kernel_dropped_closed + c->kernel_dropped, c->queue_dropped_total,
+                          c->reopens, c->live, c->state == "up"});
+    }
+    const auto per_capture = [&](const char* name, MetricType type, const char* help,
+                                 const std::function<double(const Sampled&)>& value) {
+      out.Family(name, type, help);
+      for (const Sampled& c : captures) out.Sample(value(c), {{"interface", c.name}});
+    };
+    per_capture("flowgate_agent_capture_packets_total", MetricType::kCounter,
+                "Packets read from the capture",
+                [](const Sampled& c) { return static_cast<double>(c.totals.raw()); });
+    per_capture("flowgate_agent_capture_bytes_total", MetricType::kCounter,
+                "Bytes on the wire of the packets read",
+                [](const Sampled& c) { return static_cast<double>(c.totals.wire_bytes()); });
+    per_capture("flowgate_agent_capture_discarded_packets_total", MetricType::kCounter,
+                "Packets that did not decode (truncated, hostile, unknown link type)",
+                [](const Sampled& c) { return static_cast<double>(c.totals.discarded()); });
+    out.Family("flowgate_agent_capture_dropped_packets_total", MetricType::kCounter,
+               "Packets lost before classification, by where: the kernel (pcap) or the "
+               "agent's worker queues");
+    for (const Sampled& c : captures) {
+      out.Sample(c.kernel_dropped, {{"interface", c.name}, {"reason", "kernel"}});
+      out.Sample(c.queue_dropped, {{"interface", c.name}, {"reason", "queue"}});
+    }
+    out.Family("flowgate_agent_interface_up", MetricType::kGauge,
+               "1 while a live capture is open, 0 while it is reopened with backoff");
+    for (const Sampled& c : captures) {
+      if (c.live) out.Sample(c.up ? 1 : 0, {{"interface", c.name}});
+    }
+    out.Family("flowgate_agent_interface_reopens_total", MetricType::kCounter,
+               "Times a live capture was reopened after it went down");
+    for (const Sampled& c : captures) {
+      if (c.live) out.Sample(static_cast<double>(c.reopens), {{"interface", c.name}});
+    }
   }
 
   std::string CaptureNames() const {
@@ -594,6 +744,8 @@ class Agent {
   ProcessUsage previous_usage_;
   uint64_t previous_flow_count_ = 0;
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  // Last member: stopped first, while everything a scrape reads still exists.
+  std::unique_ptr<MetricsServer> metrics_;
 };
 
 }  // namespace

@@ -61,6 +61,8 @@ struct AgentOptions {
   uint64_t update_interval_ms = 15'000;
   // How long to wait at the end for the gateway to acknowledge everything. Default: 30 s.
   uint64_t delivery_timeout_ms = 30'000;
+  // Prometheus metrics over HTTP, HOST:PORT; port 0 picks one. Default: "" (off).
+  std::string metrics_listen;
 };
 
 // Runs the agent to completion: the end of every capture file, or SIGINT/SIGTERM (blocked

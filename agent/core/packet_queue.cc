@@ -42,6 +42,11 @@ PacketQueue::PopResult PacketQueue::Pop(QueuedPacket* out, std::chrono::millisec
   return PopResult::kPacket;
 }
 
+size_t PacketQueue::depth() const {
+  std::lock_guard lock(mutex_);
+  return size_;
+}
+
 void PacketQueue::Close() {
   {
     std::lock_guard lock(mutex_);

@@ -41,8 +41,12 @@ class PacketQueue {
   // No more pushes; Pop() drains what is left, then reports kClosed. Wakes blocked pushers.
   void Close();
 
+  // Packets waiting now, and the most that fit (for metrics).
+  size_t depth() const;
+  size_t capacity() const { return slots_.size(); }
+
  private:
-  std::mutex mutex_;
+  mutable std::mutex mutex_;
   std::condition_variable not_empty_, not_full_;
   std::vector<QueuedPacket> slots_;
   size_t head_ = 0, size_ = 0;

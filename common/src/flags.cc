@@ -1,6 +1,7 @@
 #include "flowgate/common/flags.h"
 
 #include "config_file.h"
+#include "flowgate/common/inet_address.h"
 #include "flowgate/common/log.h"
 
 #include <algorithm>
@@ -123,6 +124,18 @@ void FlagParser::AddLogLevel() {
                 return Status::InvalidArgument("--log-level must be debug, info, warning or error");
               }
               SetLogLevel(level);
+              return Status::Ok();
+            });
+}
+
+void FlagParser::AddMetricsListen(std::string* target) {
+  AddOption("metrics", "", "HOST:PORT",
+            "Serve Prometheus metrics at http://HOST:PORT/metrics, e.g. 127.0.0.1:9151 "
+            "(port 0 picks one; default: off)",
+            [target](std::string_view v) -> Status {
+              Result<InetAddress> address = ParseInetAddress(std::string(v), "--metrics address");
+              if (!address.ok()) return address.status();
+              *target = std::string(v);
               return Status::Ok();
             });
 }

@@ -34,6 +34,7 @@
 #include <utility>
 
 #include "flowgate/common/flags.h"
+#include "flowgate/common/inet_address.h"
 #include "flowgate/common/log.h"
 
 namespace flowgate::gateway {
@@ -108,77 +109,6 @@ class UniqueFd {
  private:
   int fd_ = -1;
 };
-
-struct SockAddr {
-  sockaddr_storage storage{};
-  socklen_t length = 0;
-
-  sockaddr* get() { return reinterpret_cast<sockaddr*>(&storage); }
-};
-
-// "127.0.0.1:7150" or "[::1]:7150".
-std::string FormatInetAddress(const sockaddr_storage& storage) {
-  char text[INET6_ADDRSTRLEN] = {};
-  if (storage.ss_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(&storage);
-    inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
-    return std::string(text) + ":" + std::to_string(ntohs(in->sin_port));
-  }
-  if (storage.ss_family == AF_INET6) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&storage);
-    inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
-    return "[" + std::string(text) + "]:" + std::to_string(ntohs(in6->sin6_port));
-  }
-  return "?";
-}
-
-// Parses "HOST:PORT" or "[IPV6]:PORT". Hosts are numeric so that Create() never waits on
-// DNS.
-Result<SockAddr> ParseTcpAddress(const std::string& text) {
-  const Status invalid = Status::InvalidArgument(
-      "json socket TCP address \"" + text +
-      "\" is invalid: expected IPV4:PORT or [IPV6]:PORT with a numeric address and port 0-65535");
-  std::string host;
-  std::string_view port_text;
-  bool v6 = false;
-  if (!text.empty() && text.front() == '[') {
-    const size_t close = text.find(']');
-    if (close == std::string::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      return invalid;
-    }
-    host = text.substr(1, close - 1);
-    port_text = std::string_view(text).substr(close + 2);
-    v6 = true;
-  } else {
-    const size_t colon = text.rfind(':');
-    if (colon == std::string::npos) return invalid;
-    host = text.substr(0, colon);
-    port_text = std::string_view(text).substr(colon + 1);
-    if (host.find(':') != std::string::npos) return invalid;  // IPv6 needs brackets
-  }
-  unsigned port = 0;
-  const auto [end, ec] =
-      std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || ec != std::errc() || end != port_text.data() + port_text.size() ||
-      port > 65535) {
-    return invalid;
-  }
-  SockAddr addr;
-  if (v6) {
-    auto* in6 = reinterpret_cast<sockaddr_in6*>(&addr.storage);
-    in6->sin6_family = AF_INET6;
-    in6->sin6_port = htons(static_cast<uint16_t>(port));
-    if (inet_pton(AF_INET6, host.c_str(), &in6->sin6_addr) != 1) return invalid;
-    addr.length = sizeof(sockaddr_in6);
-  } else {
-    auto* in = reinterpret_cast<sockaddr_in*>(&addr.storage);
-    in->sin_family = AF_INET;
-    in->sin_port = htons(static_cast<uint16_t>(port));
-    if (inet_pton(AF_INET, host.c_str(), &in->sin_addr) != 1) return invalid;
-    addr.length = sizeof(sockaddr_in);
-  }
-  return addr;
-}
 
 struct Listener {
   UniqueFd fd;
@@ -397,9 +327,9 @@ Status JsonSocketServerImpl::ListenUnix(const std::string& path) {
 }
 
 Status JsonSocketServerImpl::ListenTcp(const std::string& address) {
-  Result<SockAddr> parsed = ParseTcpAddress(address);
+  Result<InetAddress> parsed = ParseInetAddress(address, "json socket TCP address");
   if (!parsed.ok()) return parsed.status();
-  SockAddr& addr = parsed.value();
+  InetAddress& addr = parsed.value();
   const int family = addr.storage.ss_family;
   const auto fail = [&address](const char* what) {
     return Status::IoError("json socket TCP address " + address + ": " + what + ": " +
@@ -416,7 +346,7 @@ Status JsonSocketServerImpl::ListenTcp(const std::string& address) {
     setsockopt(listener.fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   if (bind(listener.fd.get(), addr.get(), addr.length) != 0) return fail("cannot bind");
   if (listen(listener.fd.get(), kListenBacklog) != 0) return fail("listen");
-  SockAddr bound;
+  InetAddress bound;
   bound.length = sizeof bound.storage;
   if (getsockname(listener.fd.get(), bound.get(), &bound.length) != 0) return fail("getsockname");
   listener.name = FormatInetAddress(bound.storage);
@@ -681,7 +611,7 @@ void JsonSocketServerImpl::Run() {
 
 void JsonSocketServerImpl::AcceptClients(const Listener& listener) {
   for (int i = 0; i < kMaxAcceptsPerRound; ++i) {
-    SockAddr peer_addr;
+    InetAddress peer_addr;
     peer_addr.length = sizeof peer_addr.storage;
     UniqueFd fd(accept4(listener.fd.get(), peer_addr.get(), &peer_addr.length,
                         SOCK_NONBLOCK | SOCK_CLOEXEC));

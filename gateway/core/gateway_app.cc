@@ -14,6 +14,7 @@
 #include "flowgate/common/filter.h"
 #include "flowgate/common/identity.h"
 #include "flowgate/common/log.h"
+#include "flowgate/common/metrics.h"
 #include "flowgate/common/netifyd_json.h"
 #include "flowgate/storage/flow_store.h"
 #include "flowgate/storage/retention.h"
@@ -106,6 +107,15 @@ class GatewayImpl final : public Gateway {
     Log(LogLevel::kInfo, "gateway",
         "store at " + options_.data_dir + " holds " + std::to_string(store_->last_sequence()) +
             " events");
+    // Last to start and first to stop: a scrape may then read every other component.
+    if (!options_.metrics_listen.empty()) {
+      Result<std::unique_ptr<MetricsServer>> metrics =
+          MetricsServer::Start(options_.metrics_listen, [this] { return RenderMetrics(); });
+      if (!metrics.ok()) return metrics.status();
+      metrics_ = std::move(metrics).value();
+      Log(LogLevel::kInfo, "gateway",
+          "metrics at http://" + metrics_->bound_address() + "/metrics");
+    }
     return Status::Ok();
   }
 
@@ -116,6 +126,33 @@ class GatewayImpl final : public Gateway {
       for (const std::string& a : group.server->tcp_bound_addresses()) addresses.push_back(a);
     }
     return addresses;
+  }
+
+  std::string metrics_address() const override {
+    return metrics_ ? metrics_->bound_address() : std::string();
+  }
+
+  std::string RenderMetrics() const override {
+    PrometheusText out;
+    AppendProcessMetrics(
+        "flowgate_gateway",
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count(), out);
+    if (AgentListener* listener = listener_view_.load()) AppendIngestMetrics(*listener, out);
+    AppendAgentMetrics(out);
+    AppendJsonMetrics(out);
+    AppendStoreMetrics(out);
+    if (grpc_) {
+      const GrpcServerStats rpc = grpc_->stats();
+      out.Counter("flowgate_gateway_grpc_calls_total", "gRPC FlowService calls", rpc.calls);
+      out.Family("flowgate_gateway_grpc_calls_rejected_total", MetricType::kCounter,
+                 "gRPC calls refused, by reason");
+      out.Sample(rpc.unauthenticated, {{"reason", "unauthenticated"}});
+      out.Sample(rpc.invalid_arguments, {{"reason", "invalid_argument"}});
+      out.Gauge("flowgate_gateway_grpc_subscribers", "Subscribe streams open now", rpc.subscribers);
+      out.Counter("flowgate_gateway_grpc_events_streamed_total", "Events sent to Subscribe streams",
+                  rpc.events_streamed);
+    }
+    return out.text();
   }
 
   void PublishStatus() override {
@@ -129,7 +166,9 @@ class GatewayImpl final : public Gateway {
   }
 
   void Stop() override {
-    // Reverse order of start: no new batches, then no clients, then close the store.
+    // Reverse order of start: no scrapes, no new batches, then no clients, then close the
+    // store.
+    metrics_.reset();
     listener_view_ = nullptr;
     json_ready_ = false;
     if (listener_) listener_->Stop();
@@ -250,6 +289,182 @@ class GatewayImpl final : public Gateway {
     return frames;
   }
 
+  static void AppendIngestMetrics(AgentListener& listener, PrometheusText& out) {
+    const AgentListenerStats in = listener.stats();
+    out.Counter("flowgate_gateway_frames_received_total", "Frames received from agents",
+                in.frames_received);
+    out.Counter("flowgate_gateway_batches_stored_total",
+                "Agent batches made durable and acknowledged", in.batches_stored);
+    out.Counter("flowgate_gateway_events_stored_total", "Events made durable", in.events_stored);
+    out.Counter("flowgate_gateway_batches_duplicate_total",
+                "Batches received again after they were stored (acknowledged, not applied)",
+                in.batches_duplicate);
+    out.Counter("flowgate_gateway_batches_out_of_order_total",
+                "Batches that arrived ahead of an earlier one still due (the agent resends)",
+                in.batches_out_of_order);
+    out.Family("flowgate_gateway_batches_rejected_total", MetricType::kCounter,
+               "Frames refused, by reason");
+    out.Sample(in.rejected_malformed, {{"reason", "malformed"}});
+    out.Sample(in.rejected_version, {{"reason", "version"}});
+    out.Sample(in.rejected_too_large, {{"reason", "too_large"}});
+    out.Family("flowgate_gateway_agent_batches_rejected_total", MetricType::kCounter,
+               "Frames refused, by agent id (\"unknown\" when the frame did not say) and reason");
+    for (const auto& [agent_id, reasons] : in.rejected_by_agent) {
+      for (const auto& [reason, count] : reasons) {
+        out.Sample(count, {{"agent_id", agent_id}, {"reason", reason}});
+      }
+    }
+    out.Counter("flowgate_gateway_handshakes_unauthorized_total",
+                "CURVE handshakes refused because the agent key is not on the allow-list",
+                in.rejected_unauthorized);
+    out.Gauge("flowgate_gateway_allowed_agent_keys", "Agent public keys on the allow-list",
+              in.allow_list_size);
+    out.Counter("flowgate_gateway_store_failures_total",
+                "Batches the store could not write (not acknowledged; the agent resends)",
+                in.store_failures);
+  }
+
+  // The registry, one sample per agent; the labels name it as `flowgate agents` does.
+  void AppendAgentMetrics(PrometheusText& out) const {
+    Result<std::vector<v1::AgentRecord>> listed = store_->ListAgents();
+    if (!listed.ok()) return;
+    const std::vector<v1::AgentRecord>& agents = *listed;
+    const auto now_ms =
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                  std::chrono::system_clock::now().time_since_epoch())
+                                  .count());
+    const auto labels = [](const v1::AgentRecord& a) -> MetricLabels {
+      return {{"agent_id", a.identity().id()},
+              {"name", a.identity().name()},
+              {"site", a.identity().site()}};
+    };
+    const auto per_agent = [&](const char* name, MetricType type, const char* help,
+                               const std::function<double(const v1::AgentRecord&)>& value) {
+      out.Family(name, type, help);
+      for (const v1::AgentRecord& a : agents) out.Sample(value(a), labels(a));
+    };
+    out.Gauge("flowgate_gateway_agents", "Agents in the registry", agents.size());
+    per_agent("flowgate_gateway_agent_online", MetricType::kGauge,
+              "1 while the agent delivers within its offline threshold, else 0",
+              [](const v1::AgentRecord& a) { return a.online() ? 1.0 : 0.0; });
+    per_agent("flowgate_gateway_agent_seconds_since_last_batch", MetricType::kGauge,
+              "Seconds since the agent's last batch arrived", [now_ms](const v1::AgentRecord& a) {
+                return a.last_seen_ms() == 0 || a.last_seen_ms() > now_ms
+                           ? 0.0
+                           : static_cast<double>(now_ms - a.last_seen_ms()) / 1000.0;
+              });
+    per_agent("flowgate_gateway_agent_delivery_lag_seconds", MetricType::kGauge,
+              "How old the agent's newest status was when it arrived: grows while the agent "
+              "delivers a backlog from its spool",
+              [](const v1::AgentRecord& a) {
+                const double sent_s = static_cast<double>(a.last_status().timestamp());
+                const double arrived_s = static_cast<double>(a.last_seen_ms()) / 1000.0;
+                return sent_s == 0 || arrived_s < sent_s ? 0.0 : arrived_s - sent_s;
+              });
+    per_agent("flowgate_gateway_agent_events_applied_total", MetricType::kCounter,
+              "Events of the agent stored",
+              [](const v1::AgentRecord& a) { return static_cast<double>(a.events_applied()); });
+    per_agent("flowgate_gateway_agent_batches_applied_total", MetricType::kCounter,
+              "Batches of the agent stored",
+              [](const v1::AgentRecord& a) { return static_cast<double>(a.batches_applied()); });
+    per_agent("flowgate_gateway_agent_batches_duplicate_total", MetricType::kCounter,
+              "Batches of the agent received again after they were stored",
+              [](const v1::AgentRecord& a) { return static_cast<double>(a.batches_duplicate()); });
+    per_agent("flowgate_gateway_agent_sequence_gaps_total", MetricType::kCounter,
+              "Batches the agent never delivered (its spool overflowed), by sequence gaps",
+              [](const v1::AgentRecord& a) { return static_cast<double>(a.sequence_gaps()); });
+    per_agent("flowgate_gateway_agent_spool_bytes", MetricType::kGauge,
+              "Unacknowledged bytes in the agent's spool, as of its newest status",
+              [](const v1::AgentRecord& a) {
+                return static_cast<double>(a.last_status().transport().spool_bytes());
+              });
+    per_agent("flowgate_gateway_agent_events_dropped_total", MetricType::kCounter,
+              "Events the agent lost to a full spool or send queue, as of its newest status",
+              [](const v1::AgentRecord& a) {
+                const v1::TransportStats& t = a.last_status().transport();
+                return static_cast<double>(t.events_dropped() + t.queue_dropped());
+              });
+  }
+
+  void AppendJsonMetrics(PrometheusText& out) const {
+    if (!json_ready_) return;
+    JsonSocketServerStats total;
+    uint64_t queued_bytes = 0;
+    for (const JsonServer& group : json_servers_) {
+      const JsonSocketServerStats s = group.server->stats();
+      total.clients_connected += s.clients_connected;
+      total.clients_accepted += s.clients_accepted;
+      total.clients_kicked += s.clients_kicked;
+      total.frames_published += s.frames_published;
+      total.frames_dropped += s.frames_dropped;
+      total.bytes_sent += s.bytes_sent;
+      for (const JsonClientStats& c : group.server->client_stats()) queued_bytes += c.queued_bytes;
+    }
+    out.Gauge("flowgate_gateway_json_clients", "JSON socket clients connected now",
+              total.clients_connected);
+    out.Counter("flowgate_gateway_json_clients_accepted_total", "JSON socket clients accepted",
+                total.clients_accepted);
+    out.Counter("flowgate_gateway_json_clients_kicked_total",
+                "JSON socket clients disconnected because they wrote to the socket",
+                total.clients_kicked);
+    out.Counter("flowgate_gateway_json_frames_published_total",
+                "Frames published to the JSON socket listeners", total.frames_published);
+    out.Counter("flowgate_gateway_json_frames_dropped_total",
+                "Frames JSON clients lost because they fell behind (summed over clients)",
+                total.frames_dropped);
+    out.Counter("flowgate_gateway_json_bytes_sent_total", "Bytes sent to JSON clients",
+                total.bytes_sent);
+    out.Gauge("flowgate_gateway_json_queued_bytes",
+              "Bytes waiting to be sent to JSON clients (summed over clients)", queued_bytes);
+  }
+
+  void AppendStoreMetrics(PrometheusText& out) const {
+    out.Counter("flowgate_gateway_store_last_sequence",
+                "Gateway sequence of the newest stored event", store_->last_sequence());
+    if (Result<storage::StoreHealth> health = store_->Health(); health.ok()) {
+      out.Gauge("flowgate_gateway_store_disk_bytes", "Bytes the store occupies on disk",
+                health->disk_bytes);
+      out.Gauge("flowgate_gateway_store_live_data_bytes", "Bytes of live RocksDB table files",
+                health->live_data_bytes);
+      out.Gauge("flowgate_gateway_store_memtable_bytes", "Bytes in RocksDB memtables",
+                health->memtable_bytes);
+      out.Gauge("flowgate_gateway_store_pending_compaction_bytes",
+                "Bytes RocksDB compaction still has to rewrite (estimate)",
+                health->pending_compaction_bytes);
+      out.Gauge("flowgate_gateway_store_running_compactions", "RocksDB compactions running now",
+                health->running_compactions);
+      out.Family("flowgate_gateway_store_write_stalls_total", MetricType::kCounter,
+                 "RocksDB write stalls since the store opened, by kind");
+      out.Sample(health->write_slowdowns, {{"kind", "slowdown"}});
+      out.Sample(health->write_stops, {{"kind", "stop"}});
+      out.Gauge("flowgate_gateway_store_writes_stopped", "1 while RocksDB stops writes, else 0",
+                health->write_stopped ? 1 : 0);
+      out.Gauge("flowgate_gateway_store_delayed_write_rate_bytes",
+                "Bytes/s RocksDB holds writes to while it delays them (0: not delayed)",
+                health->delayed_write_rate);
+    }
+    {
+      std::lock_guard lock(active_mutex_);
+      if (options_.replay_active) {
+        out.Gauge("flowgate_gateway_active_flows", "Flows not yet purged (--replay-active)",
+                  active_.size());
+      }
+    }
+    if (retention_) {
+      const storage::RetentionStats r = retention_->stats();
+      out.Counter("flowgate_gateway_retention_runs_total", "Retention checks done", r.runs);
+      out.Counter("flowgate_gateway_retention_failures_total", "Retention checks that failed",
+                  r.failures);
+      out.Counter("flowgate_gateway_retention_dropped_events_total", "Events dropped by retention",
+                  r.dropped_events);
+      out.Counter("flowgate_gateway_retention_dropped_flows_total", "Flows dropped by retention",
+                  r.dropped_flows);
+      out.Gauge("flowgate_gateway_retention_retained_from_seconds",
+                "Unix time before which retention dropped the data (0: nothing dropped)",
+                static_cast<double>(r.retained_from_ms) / 1000.0);
+    }
+  }
+
   Frame StatusFrame() const {
     const ProcessUsage usage = CurrentProcessUsage();
     v1::Event event;
@@ -309,6 +524,7 @@ class GatewayImpl final : public Gateway {
   // Started before the listener and stopped after it, so Fanout may use it unguarded.
   std::unique_ptr<GrpcServer> grpc_;
   std::unique_ptr<storage::Retention> retention_;
+  std::unique_ptr<MetricsServer> metrics_;
   Frame hello_frame_, definitions_frame_;
   // What the server thread's status frames may read while the main thread starts and
   // stops the components (the unique_ptrs above are the owners).

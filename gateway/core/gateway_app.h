@@ -63,6 +63,8 @@ struct GatewayOptions {
   uint64_t max_disk_bytes = 0;
   // Time between retention checks. Default: 30 s.
   uint64_t retention_interval_ms = 30'000;
+  // Prometheus metrics over HTTP, HOST:PORT; port 0 picks one. Default: "" (off).
+  std::string metrics_listen;
 };
 
 class Gateway {
@@ -76,6 +78,10 @@ class Gateway {
   virtual std::string agents_endpoint() const = 0;
   // The JSON TCP addresses actually bound.
   virtual std::vector<std::string> json_tcp_addresses() const = 0;
+  // The metrics address actually bound ("" without metrics_listen).
+  virtual std::string metrics_address() const = 0;
+  // The Prometheus text the metrics endpoint serves now. Thread-safe.
+  virtual std::string RenderMetrics() const = 0;
   // Sends the gateway's periodic agent_status to JSON clients. Called by the run loop.
   virtual void PublishStatus() = 0;
   // Re-reads the agent allow-list (SIGHUP). On error the previous list stays in force.

@@ -18,7 +18,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <tuple>
 #include <unordered_map>
@@ -175,6 +177,7 @@ class RocksFlowStore final : public FlowStore {
   Result<DropStats> DropBefore(uint64_t cutoff_ms) override;
   Result<uint64_t> OldestDataMs() override;
   Result<uint64_t> DiskBytes() override;
+  Result<StoreHealth> Health() override;
   uint64_t retained_from_ms() const override { return retained_from_ms_.load(); }
 
  private:
@@ -761,6 +764,42 @@ Result<uint64_t> RocksFlowStore::DiskBytes() {
   }
   if (error) return Status::IoError("cannot list " + options_.path + ": " + error.message());
   return bytes;
+}
+
+Result<StoreHealth> RocksFlowStore::Health() {
+  StoreHealth health;
+  Result<uint64_t> disk = DiskBytes();
+  if (!disk.ok()) return disk.status();
+  health.disk_bytes = *disk;
+  // A property the engine does not know reads as 0 rather than failing the whole report.
+  const auto sum = [this](const std::string& property) {
+    uint64_t value = 0;
+    return db_->GetAggregatedIntProperty(property, &value) ? value : uint64_t{0};
+  };
+  health.live_data_bytes = sum(rocksdb::DB::Properties::kLiveSstFilesSize);
+  health.memtable_bytes = sum(rocksdb::DB::Properties::kCurSizeAllMemTables);
+  health.pending_compaction_bytes = sum(rocksdb::DB::Properties::kEstimatePendingCompactionBytes);
+  uint64_t value = 0;
+  if (db_->GetIntProperty(rocksdb::DB::Properties::kNumRunningCompactions, &value)) {
+    health.running_compactions = value;
+  }
+  if (db_->GetIntProperty(rocksdb::DB::Properties::kIsWriteStopped, &value)) {
+    health.write_stopped = value != 0;
+  }
+  if (db_->GetIntProperty(rocksdb::DB::Properties::kActualDelayedWriteRate, &value)) {
+    health.delayed_write_rate = value;
+  }
+  for (rocksdb::ColumnFamilyHandle* family : handles_) {
+    std::map<std::string, std::string> stats;
+    if (!db_->GetMapProperty(family, rocksdb::DB::Properties::kCFStats, &stats)) continue;
+    const auto counter = [&stats](const char* key) -> uint64_t {
+      auto it = stats.find(key);
+      return it == stats.end() ? 0 : std::strtoull(it->second.c_str(), nullptr, 10);
+    };
+    health.write_slowdowns += counter("io_stalls.total_slowdown");
+    health.write_stops += counter("io_stalls.total_stop");
+  }
+  return health;
 }
 
 Status RocksFlowStore::ReadEvents(uint64_t after_sequence, size_t limit,

@@ -41,6 +41,9 @@ class FlagParser {
   void AddByteSize(std::string name, std::string help, uint64_t* target, uint64_t min_bytes);
   // Declares --log-level (debug, info, warning, error), applied as soon as it is parsed.
   void AddLogLevel();
+  // Declares --metrics HOST:PORT (the Prometheus endpoint of a daemon), checked as an
+  // address when parsed. Default: off.
+  void AddMetricsListen(std::string* target);
   // Declares --config FILE and --check-config, for the daemons. The file is TOML whose
   // top-level keys are the long flag names:
   //   data-dir = "/var/lib/flowgate"   # as --data-dir /var/lib/flowgate

@@ -85,6 +85,19 @@ struct RollupRow {
   RollupCounters counters;
 };
 
+// The engine's own gauges and counters (RocksDB properties), for the metrics endpoint.
+struct StoreHealth {
+  uint64_t disk_bytes = 0;                // every file of the database
+  uint64_t live_data_bytes = 0;           // live SST files
+  uint64_t memtable_bytes = 0;            // all memtables, active and immutable
+  uint64_t pending_compaction_bytes = 0;  // estimated bytes compaction still has to rewrite
+  uint64_t running_compactions = 0;
+  uint64_t write_slowdowns = 0;           // writes delayed by a stall condition, since open
+  uint64_t write_stops = 0;               // writes stopped by a stall condition, since open
+  bool write_stopped = false;             // writes are stopped right now
+  uint64_t delayed_write_rate = 0;        // bytes/s writes are held to now (0: not delayed)
+};
+
 class FlowStore {
  public:
   virtual ~FlowStore() = default;
@@ -174,6 +187,8 @@ class FlowStore {
   [[nodiscard]] virtual Status CompactAll() { return Status::Ok(); }
   // Bytes the store occupies on disk now (every file of the database). Thread-safe.
   [[nodiscard]] virtual Result<uint64_t> DiskBytes() = 0;
+  // What an operator watches: size, memory and write stalls. Thread-safe.
+  [[nodiscard]] virtual Result<StoreHealth> Health() = 0;
   // Data before this time was dropped by retention (0: nothing ever dropped). Survives
   // restarts. Thread-safe.
   virtual uint64_t retained_from_ms() const = 0;
