@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs every Debian 12 package that flowgate's build, tests and demo need.
+# Installs every Debian 12 package that flowgate's build, tests and demo need
+# (with --build-only: just what building the binaries needs).
 # Idempotent: packages already present are left alone, and apt-get update runs only when
 # something is missing. Nothing is downloaded any other way.
 set -euo pipefail
 
-PACKAGES=(
-  # build
-  build-essential cmake ninja-build pkg-config git clang-format
+# What building the binaries needs (CMake's configure step also wants GoogleTest).
+BUILD_PACKAGES=(
+  build-essential cmake ninja-build pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libndpi-dev libpcap-dev librocksdb-dev libzmq3-dev cppzmq-dev
   nlohmann-json3-dev libssl-dev libgtest-dev libgmock-dev
@@ -16,6 +17,10 @@ PACKAGES=(
   libtomlplusplus-dev
   # the --metrics endpoint (Prometheus over HTTP)
   libmicrohttpd-dev
+)
+# What the tests, the fuzzers, the demo and development add.
+TEST_PACKAGES=(
+  git clang-format
   # the libFuzzer target (tests/fuzz)
   clang-14 libclang-rt-14-dev
   # tests and demo: real clients of the JSON socket, live-capture tools
@@ -23,6 +28,11 @@ PACKAGES=(
   # the systemd units are checked with systemd-analyze verify
   systemd
 )
+PACKAGES=("${BUILD_PACKAGES[@]}")
+# --build-only: what a container image's build stage needs, nothing for tests.
+if [ "${1:-}" != "--build-only" ]; then
+  PACKAGES+=("${TEST_PACKAGES[@]}")
+fi
 
 missing=()
 for package in "${PACKAGES[@]}"; do

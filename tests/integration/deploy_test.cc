@@ -1,12 +1,17 @@
 // What an operator installs: the example configs are valid for the real binaries, a broken
-// config is refused with its line, `cmake --install` puts everything in place, and the
-// installed systemd units pass systemd's own checker.
+// config is refused with its line, `cmake --install` puts everything in place, the
+// installed systemd units pass systemd's own checker, and the container files run the
+// binaries with valid flags on an image that holds exactly the libraries they link.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "../support/process.h"
 #include "../support/temp_dir.h"
@@ -125,6 +130,99 @@ TEST(DeployTest, InstallPutsEverythingInPlaceAndUnitsPassSystemdAnalyzeVerify) {
     EXPECT_EQ(result.exit_code, 0) << unit << ":\n" << result.err;
     // Unknown keys and bad values are only warnings to verify: any line about our unit fails.
     EXPECT_EQ(result.err.find(unit), std::string::npos) << result.err;
+  }
+}
+
+TEST(DeployTest, ComposeRunsTheBinariesWithValidFlags) {
+  // Each service's `command:` is a one-line flow sequence (JSON), as compose.yaml keeps it;
+  // ${VAR:-default} is what compose substitutes when VAR is unset.
+  std::istringstream lines(ReadAll(kSourceDir / "deploy" / "container" / "compose.yaml"));
+  const std::regex image(R"(^    image: (flowgate-(gateway|agent))$)");
+  const std::regex default_value(R"(\$\{[A-Z0-9_]+:-([^}]*)\})");
+  std::string line, binary;
+  bool own_entrypoint = false;
+  int checked = 0;
+  while (std::getline(lines, line)) {
+    std::smatch match;
+    if (line.rfind("  ", 0) == 0 && line.size() > 2 && line[2] != ' ') {
+      binary.clear();  // a new service
+      own_entrypoint = false;
+    }
+    if (std::regex_search(line, match, image)) binary = match[1];
+    if (line.rfind("    entrypoint:", 0) == 0) own_entrypoint = true;
+    if (line.rfind("    command: [", 0) != 0 || own_entrypoint) continue;
+    ASSERT_FALSE(binary.empty()) << "a command for no flowgate image: " << line;
+    const nlohmann::json args = nlohmann::json::parse(line.substr(line.find('[')));
+    std::vector<std::string> argv = {BinaryPath(binary)};
+    for (const auto& arg : args) {
+      argv.push_back(std::regex_replace(arg.get<std::string>(), default_value, "$1"));
+    }
+    argv.push_back("--check-config");
+    CommandResult result = RunCommand(argv);
+    EXPECT_EQ(result.exit_code, 0) << line << "\n" << result.err;
+    ++checked;
+  }
+  EXPECT_EQ(checked, 3) << "compose.yaml should run one gateway and two agents";
+}
+
+// The packages that hold the shared libraries `binaries` link (their NEEDED entries).
+std::set<std::string> LinkedPackages(const std::vector<std::string>& binaries) {
+  const std::string multiarch =
+      RunCommand({"/usr/bin/dpkg-architecture", "-qDEB_HOST_MULTIARCH"}).out;
+  const std::string libdir = "/" + multiarch.substr(0, multiarch.find('\n')) + "/";
+  std::set<std::string> libraries;
+  const std::regex needed(R"(\(NEEDED\).*\[(.+)\])");
+  for (const std::string& binary : binaries) {
+    std::istringstream dynamic(RunCommand({"/usr/bin/readelf", "-d", binary}).out);
+    for (std::string line; std::getline(dynamic, line);) {
+      std::smatch match;
+      if (std::regex_search(line, match, needed)) libraries.insert(match[1]);
+    }
+  }
+  EXPECT_GT(libraries.size(), 5u);
+  std::vector<std::string> query = {"/usr/bin/dpkg", "-S"};
+  for (const std::string& library : libraries) query.push_back("*" + libdir + library);
+  CommandResult owners = RunCommand(query);
+  EXPECT_EQ(owners.exit_code, 0) << "a linked library is in no package: " << owners.err;
+  // "libfoo1:amd64: /usr/lib/x86_64-linux-gnu/libfoo.so.1" -> "libfoo1"
+  std::set<std::string> packages;
+  std::istringstream lines(owners.out);
+  for (std::string entry; std::getline(lines, entry);) {
+    packages.insert(entry.substr(0, entry.find_first_of(":,")));
+  }
+  return packages;
+}
+
+TEST(DeployTest, ContainerImageInstallsExactlyTheLibrariesTheBinariesLink) {
+  // The runtime stage's package list: the lines after `--no-install-recommends \`.
+  std::istringstream lines(ReadAll(kSourceDir / "deploy" / "container" / "Dockerfile"));
+  std::set<std::string> listed;
+  bool in_list = false;
+  for (std::string line; std::getline(lines, line);) {
+    if (line.find("--no-install-recommends") != std::string::npos) {
+      in_list = true;
+      continue;
+    }
+    if (!in_list) continue;
+    if (line.rfind(" &&", 0) == 0) break;
+    std::istringstream words(line);
+    for (std::string word; words >> word;) {
+      if (word != "\\") listed.insert(word);
+    }
+  }
+  ASSERT_FALSE(listed.empty()) << "no runtime package list found in the Dockerfile";
+  std::set<std::string> needed = LinkedPackages(
+      {BinaryPath("flowgate-gateway"), BinaryPath("flowgate-agent"), BinaryPath("flowgate")});
+  for (const char* in_every_image : {"libc6", "libstdc++6", "libgcc-s1"}) {
+    needed.erase(in_every_image);
+  }
+  for (const std::string& package : needed) {
+    EXPECT_EQ(listed.count(package), 1u)
+        << "the binaries link a library of " << package << ", which the image does not install";
+  }
+  for (const std::string& package : listed) {
+    EXPECT_EQ(needed.count(package), 1u)
+        << "the image installs " << package << ", which no binary links";
   }
 }
 
