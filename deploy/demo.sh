@@ -71,6 +71,7 @@ for i in $(seq 1 "$sites"); do site_names+=("site-$(printf "\\x$(printf %x $((96
 # Interface and namespace names carry the pid so that runs side by side do not collide.
 tag="fg$(( $$ % 100000 ))"
 gateway_pid=""
+metrics=""  # HOST:PORT of the gateway's metrics, from its log
 reader_pid=""
 agent_pids=()
 cleanup() {
@@ -94,8 +95,16 @@ cleanup() {
   echo "demo: stopped. Data kept in $workdir/data (logs: $workdir/*.log)"
 }
 # What the gateway holds, asked the way a user would: the agents, then each site's top apps.
+# GET /metrics with bash alone (curl is not on every fresh machine).
+scrape() {
+  [ -n "$metrics" ] || return 0
+  (exec 3<>"/dev/tcp/${metrics%:*}/${metrics##*:}" && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && cat <&3) 2>/dev/null || true
+}
 report() {
   [ -n "$gateway_pid" ] && kill -0 "$gateway_pid" 2>/dev/null || return 0
+  echo "demo: gateway metrics (http://$metrics/metrics)"
+  scrape | grep -E '^flowgate_gateway_(events_stored_total|agent_online|agent_events_applied_total)' \
+    | sed 's/^/  /' || true
   echo "demo: flowgate agents"
   $bin/flowgate --gateway "127.0.0.1:$grpc_port" agents 2>&1 | sed 's/^/  /' || true
   for site in "${site_names[@]}"; do
@@ -110,7 +119,7 @@ trap 'exit 0' INT TERM
 # Loopback only, so the demo runs its agents in plain text (a fleet uses CURVE keys).
 $bin/flowgate-gateway --data-dir "$workdir/data" --agents-listen "tcp://127.0.0.1:$port" \
   --agents-plaintext --json-socket "$socket" --grpc-listen "127.0.0.1:$grpc_port" \
-  --status-interval 5s 2>"$workdir/gateway.log" &
+  --metrics 127.0.0.1:0 --status-interval 5s 2>"$workdir/gateway.log" &
 gateway_pid=$!
 for _ in $(seq 1 100); do
   grep -q "ready" "$workdir/gateway.log" 2>/dev/null && break
@@ -118,6 +127,7 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 grep -q "ready" "$workdir/gateway.log" || { echo "demo: gateway did not start" >&2; cat "$workdir/gateway.log" >&2; exit 1; }
+metrics=$(sed -n 's|.*metrics at http://\([^/]*\)/metrics.*|\1|p' "$workdir/gateway.log")
 
 # Our own reader of the socket, for the stream saved in the work dir.
 nc -d -U "$socket" | jq --unbuffered -c 'select(.type)' >"$workdir/stream.json" 2>/dev/null &
@@ -151,6 +161,7 @@ demo: $sites sites (${site_names[*]}), $( [ "$mode" = live ] && echo "live captu
 demo: watch the merged stream:
   nc -U $socket | jq -c 'select(.type=="flow") | [.agent.site, .flow.detected_protocol_name, .flow.detected_application_name, .flow.host_server_name]'
 demo: ask the gateway:  $bin/flowgate --gateway 127.0.0.1:$grpc_port top --by application --since 1h
+demo: gateway metrics:  http://$metrics/metrics
 demo: stop with Ctrl-C$( [ "$duration" -gt 0 ] && echo " (or it stops by itself after ${duration}s)")
 MSG
 
