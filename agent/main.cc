@@ -93,6 +93,10 @@ int main(int argc, char** argv) {
   flags.AddDuration("tcp-idle-timeout", "Purge idle TCP flows after", &options.tcp_idle_timeout_ms);
   flags.AddUint("max-flows", "N", "Flows tracked at most; the least recently seen is evicted",
                 &options.max_flows, 1, 100'000'000);
+  flags.AddUint("queue-packets", "N",
+                "Packets each DPI worker's queue holds; live capture drops (and counts) what "
+                "arrives while it is full",
+                &options.queue_packets, 1, 1'000'000);
   flags.AddDuration("update-interval", "Interval of flow_stats and agent_status",
                     &options.update_interval_ms);
   flags.AddDuration("delivery-timeout", "Wait this long at exit for the gateway's acknowledgements",

@@ -309,9 +309,14 @@ int Main(int argc, char** argv) {
 
   std::vector<double> agent_pps, agent_fps, bare_pps, bare_fps;
   for (uint32_t i = 0; i < repeats; ++i) {
-    // Alternated, so that both see the same machine state.
-    const Throughput bare = RunBare(corpus, rounds, **ndpi);
-    const Throughput agent = RunAgent(corpus, rounds, **ndpi);
+    // Alternated, so that both see the same machine state; each run gets a module of its
+    // own, because nDPI keeps per-module caches keyed by address (e.g. for BitTorrent,
+    // STUN, Ookla) that a run would otherwise inherit from the one before.
+    auto bare_ndpi = classify::NdpiModule::Create(classifier);
+    auto agent_ndpi = classify::NdpiModule::Create(classifier);
+    if (!bare_ndpi.ok() || !agent_ndpi.ok()) return 1;
+    const Throughput bare = RunBare(corpus, rounds, **bare_ndpi);
+    const Throughput agent = RunAgent(corpus, rounds, **agent_ndpi);
     bare_pps.push_back(bare.packets_per_s);
     bare_fps.push_back(bare.flows_per_s);
     agent_pps.push_back(agent.packets_per_s);

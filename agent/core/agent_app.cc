@@ -232,6 +232,7 @@ class Agent {
     worker_options.table.max_flows =
         std::max<uint64_t>(1, (options_.max_flows + tables - 1) / tables);
     worker_options.update_interval_ms = options_.update_interval_ms;
+    worker_options.queue_capacity = static_cast<size_t>(options_.queue_packets);
     worker_options.live = !options_.interfaces.empty();
     for (auto& module : modules) {
       workers_.push_back(

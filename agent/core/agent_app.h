@@ -57,6 +57,9 @@ struct AgentOptions {
   uint64_t idle_timeout_ms = 30'000;
   uint64_t tcp_idle_timeout_ms = 300'000;
   uint64_t max_flows = 262'144;
+  // Packets each worker's queue holds; live capture drops what does not fit (counted per
+  // interface as queue_dropped), capture files wait. Default: 8192.
+  uint64_t queue_packets = 8192;
   // Interval of flow_stats and agent_status, in packet time for capture files. Default: 15 s.
   uint64_t update_interval_ms = 15'000;
   // How long to wait at the end for the gateway to acknowledge everything. Default: 30 s.

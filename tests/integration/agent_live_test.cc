@@ -132,5 +132,67 @@ TEST(AgentLive, ReplayedCapturesMatchTheOfflineRun) {
   EXPECT_LE(live.size(), offline.size() + offline.size() / 100) << "extra flows seen live";
 }
 
+// A worker that cannot keep up must cost packets, never correctness: with one-packet queues
+// and traffic at tcpreplay's top speed, packets are dropped, and every packet the capture
+// read is accounted for as classified (in some flow's counters), undecodable or dropped by
+// a queue, with the drops reported per interface in agent_status.
+TEST(AgentLive, FullWorkerQueuesDropAndCountWhatTheyLose) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for network namespaces";
+  if (!std::filesystem::exists("/usr/bin/tcpreplay")) GTEST_SKIP() << "tcpreplay missing";
+  const std::string testdata = TestdataDir();
+  TempDir dir;
+  VethNamespace net;
+  ASSERT_TRUE(net.ok()) << net.error();
+  const std::string out = dir.Sub("live.json");
+  std::vector<std::string> argv = {
+      BinaryPath("flowgate-agent"), "-i", net.host_end(),    "--json-out", out,
+      "--update-interval",          "1s", "--queue-packets", "1"};
+  for (const std::string& arg : AgentArgs(testdata)) argv.push_back(arg);
+  BackgroundProcess agent(argv);
+  ASSERT_TRUE(agent.WaitForStderrLine("capturing on", seconds(30)).has_value())
+      << agent.stderr_text();
+
+  std::vector<std::string> replay = {"/usr/bin/tcpreplay", "-q", "--topspeed", "-i",
+                                     net.namespace_end()};
+  for (const std::string& capture : kCaptures)
+    replay.push_back(testdata + "/ndpi-4.2/pcap/" + capture);
+  CommandResult sent = RunCommand(net.InNamespace(replay), seconds(120));
+  ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
+  std::smatch m;
+  const std::string report = sent.out + sent.err;
+  ASSERT_TRUE(std::regex_search(report, m, std::regex(R"(Actual: (\d+) packets)"))) << report;
+  const uint64_t packets = std::stoull(m[1].str());
+
+  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  while (PacketsSeen(out, net.host_end()) < packets &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(200));  // polling an observed count, bounded
+  }
+  ASSERT_EQ(agent.StopWith(SIGTERM), 0) << agent.stderr_text();
+
+  uint64_t raw = 0, discarded = 0, queue_dropped = 0, classified = 0;
+  for (const json& message : ReadStream(out)) {
+    const std::string type = message.value("type", "");
+    if (type == "agent_status" && message.contains("stats") &&
+        message["stats"].contains(net.host_end())) {
+      const json& stats = message["stats"][net.host_end()];
+      raw += stats.value("raw", uint64_t{0});
+      discarded += stats.value("discarded", uint64_t{0});
+      queue_dropped += stats.value("queue_dropped", uint64_t{0});
+    } else if (type == "flow_purge") {
+      classified += message["flow"].value("total_packets", uint64_t{0});
+    }
+  }
+  EXPECT_GE(raw, packets) << "the agent read fewer packets than were sent";
+  EXPECT_GT(queue_dropped, 0u) << "one-packet queues at top speed dropped nothing";
+  EXPECT_EQ(raw, classified + discarded + queue_dropped)
+      << raw << " read = " << classified << " in flows + " << discarded << " undecodable + "
+      << queue_dropped << " dropped by full queues";
+  std::printf("read %llu packets: %llu in flows, %llu undecodable, %llu dropped by full queues\n",
+              static_cast<unsigned long long>(raw), static_cast<unsigned long long>(classified),
+              static_cast<unsigned long long>(discarded),
+              static_cast<unsigned long long>(queue_dropped));
+}
+
 }  // namespace
 }  // namespace flowgate::testing
