@@ -21,6 +21,8 @@ struct RawPacket {
 struct CaptureCounters {
   uint64_t packets = 0;         // delivered by the source
   uint64_t kernel_dropped = 0;  // live capture only (pcap_stats ps_drop + ps_ifdrop)
+  uint64_t file_offset = 0;     // files only: bytes of the file read so far
+  uint64_t file_bytes = 0;      // files only: its size (0: unknown, e.g. a pipe)
 };
 
 struct CaptureOptions {

@@ -35,11 +35,13 @@ struct FileCloser {
 
 class PcapFileSource final : public PacketSource {
  public:
-  PcapFileSource(PcapHandle handle, std::string path)
+  PcapFileSource(PcapHandle handle, std::string path, uint64_t file_bytes)
       : handle_(std::move(handle)),
         path_(std::move(path)),
         name_(std::filesystem::path(path_).filename().string()),
-        link_type_(pcap_datalink(handle_.get())) {}
+        link_type_(pcap_datalink(handle_.get())) {
+    counters_.file_bytes = file_bytes;
+  }
 
   Result<bool> Next(RawPacket* packet) override {
     // libpcap's state after a read error is not specified: keep reporting the first error.
@@ -60,7 +62,14 @@ class PcapFileSource final : public PacketSource {
 
   int link_type() const override { return link_type_; }
   const std::string& name() const override { return name_; }
-  CaptureCounters counters() const override { return counters_; }
+  CaptureCounters counters() const override {
+    CaptureCounters counters = counters_;
+    // Where libpcap's buffered reads have got to: for progress, so a little ahead is fine.
+    if (const long at = std::ftell(pcap_file(handle_.get())); at > 0) {
+      counters.file_offset = static_cast<uint64_t>(at);
+    }
+    return counters;
+  }
 
  private:
   PcapHandle handle_;
@@ -102,7 +111,10 @@ Result<std::unique_ptr<PacketSource>> OpenCaptureFile(const std::string& path,
   }
   file.release();  // pcap_close() closes it from now on
   FLOWGATE_RETURN_IF_ERROR(ApplyBpf(handle.get(), options.bpf, "'" + path + "'"));
-  return std::unique_ptr<PacketSource>(std::make_unique<PcapFileSource>(std::move(handle), path));
+  // A pipe or FIFO has no size: its progress is shown in packets only.
+  const uint64_t file_bytes = S_ISREG(info.st_mode) ? static_cast<uint64_t>(info.st_size) : 0;
+  return std::unique_ptr<PacketSource>(
+      std::make_unique<PcapFileSource>(std::move(handle), path, file_bytes));
 }
 
 }  // namespace flowgate::capture

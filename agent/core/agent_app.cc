@@ -139,8 +139,9 @@ struct Capture {
   uint64_t kernel_dropped_closed = 0;  // by the handles closed before the current one
   uint64_t queue_dropped = 0;          // since the last status
   uint64_t queue_dropped_total = 0;
-  uint64_t packets = 0;  // read from the source, whole run
-  std::string state;     // live: "up" or "down"
+  uint64_t packets = 0;                      // read from the source, whole run
+  uint64_t file_offset = 0, file_bytes = 0;  // files: sampled by the capture thread
+  std::string state;                         // live: "up" or "down"
   std::string last_error;
   uint32_t reopens = 0;
   capture::PacketSource* running = nullptr;  // for Interrupt() from the signal thread
@@ -252,6 +253,10 @@ class Agent {
     for (size_t i = 0; i < captures_.size(); ++i) {
       capture_threads.emplace_back([this, i] {
         Status status = CaptureLoop(*captures_[i], static_cast<uint8_t>(i));
+        {
+          std::lock_guard lock(captures_[i]->mutex);
+          captures_[i]->running = nullptr;  // done: nothing to interrupt or report on
+        }
         if (!status.ok()) {
           Log(LogLevel::kError, "agent", status.message());
           std::lock_guard lock(error_mutex_);
@@ -352,18 +357,25 @@ class Agent {
     return Status::Ok();
   }
 
-  // Live captures: copies the handle's kernel drop count for the status reporter. Called by
-  // the capture thread only, between reads.
-  static void SampleKernelDrops(Capture& c) {
-    if (!c.live || c.source == nullptr) return;
-    const uint64_t dropped = c.source->counters().kernel_dropped;
+  // Copies what the source counts for the status reporter and the progress log: a live
+  // handle's kernel drops, a file's read position. Called by the capture thread only,
+  // between reads (only that thread may touch the pcap handle).
+  static void SampleSourceCounters(Capture& c) {
+    if (c.source == nullptr) return;
+    const capture::CaptureCounters counters = c.source->counters();
     std::lock_guard lock(c.mutex);
-    c.kernel_dropped = dropped;
+    if (c.live) {
+      c.kernel_dropped = counters.kernel_dropped;
+    } else {
+      c.file_offset = counters.file_offset;
+      c.file_bytes = counters.file_bytes;
+    }
   }
 
   // The capture thread: read, decode, count, hand each packet to its flow's worker.
   Status CaptureLoop(Capture& c, uint8_t index) {
-    // Samples kernel drops at least this often while packets flow, and at every idle poll.
+    // Samples the source's counters at least this often while packets flow, and at every
+    // idle poll.
     constexpr uint64_t kDropSampleMs = 500;
     constexpr uint32_t kPacketsPerClockCheck = 1024;
     capture::FragmentTracker fragments;
@@ -379,11 +391,13 @@ class Agent {
     }
     if (stop_.load()) c.source->Interrupt();
     while (true) {
-      if (c.live &&
-          (++packets_since_clock_check >= kPacketsPerClockCheck || next_drop_sample_ms == 0)) {
+      // Paced replay already reads the clock for every packet.
+      const bool paced = !c.live && options_.replay_speed > 0;
+      if (++packets_since_clock_check >= kPacketsPerClockCheck || next_drop_sample_ms == 0 ||
+          paced) {
         packets_since_clock_check = 0;
         if (SteadyMs() >= next_drop_sample_ms) {
-          SampleKernelDrops(c);
+          SampleSourceCounters(c);
           next_drop_sample_ms = SteadyMs() + kDropSampleMs;
         }
       }
@@ -395,7 +409,7 @@ class Agent {
       }
       if (!*more) {
         if (!c.live) return Status::Ok();  // end of file
-        SampleKernelDrops(c);
+        SampleSourceCounters(c);
         if (!stop_.load()) continue;  // nothing now
         // Stopping: take what the kernel already holds, then end.
         c.source->SetNonBlocking();
@@ -404,7 +418,7 @@ class Agent {
           if (!rest.ok() || !*rest) break;
           HandleRaw(c, index, raw, &fragments, &packet);
         }
-        SampleKernelDrops(c);  // for the final status
+        SampleSourceCounters(c);  // for the final status
         return Status::Ok();
       }
       if (!c.live && stop_.load()) return Status::Ok();
@@ -498,6 +512,7 @@ class Agent {
     sigaddset(&signals, SIGTERM);
     const bool live = !options_.interfaces.empty();
     uint64_t next_status_ms = SteadyMs() + options_.update_interval_ms;
+    uint64_t next_progress_ms = SteadyMs() + kProgressIntervalMs;
     while (captures_running_.load() > 0) {
       const timespec tick{0, 100'000'000};
       const int signal = sigtimedwait(&signals, nullptr, &tick);
@@ -510,6 +525,27 @@ class Agent {
         FlushJson();
         next_status_ms = SteadyMs() + options_.update_interval_ms;
       }
+      if (!live && SteadyMs() >= next_progress_ms) {
+        LogFileProgress();
+        next_progress_ms = SteadyMs() + kProgressIntervalMs;
+      }
+    }
+  }
+
+  // Reading large capture files takes a while: say how far each one got.
+  void LogFileProgress() const {
+    const uint64_t flows = TableStats().created();
+    for (const auto& c : captures_) {
+      std::lock_guard lock(c->mutex);
+      if (c->live || c->running == nullptr) continue;
+      std::string where = std::to_string(c->packets) + " packets";
+      if (c->file_bytes > 0) {
+        const uint64_t at = std::min(c->file_offset, c->file_bytes);
+        where = std::to_string(at * 100 / c->file_bytes) + "% of " +
+                std::to_string((c->file_bytes + 1023) >> 10) + " KiB, " + where;
+      }
+      Log(LogLevel::kInfo, "agent",
+          "reading " + c->name + ": " + where + ", " + std::to_string(flows) + " flows so far");
     }
   }
 
@@ -725,6 +761,7 @@ class Agent {
   }
 
   static constexpr uint64_t kMinReopenBackoffMs = 250;
+  static constexpr uint64_t kProgressIntervalMs = 10'000;
   static constexpr uint64_t kMaxReopenBackoffMs = 30'000;
 
   const AgentOptions& options_;
