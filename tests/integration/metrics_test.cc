@@ -27,26 +27,11 @@ namespace {
 
 using std::chrono::milliseconds;
 
-// "127.0.0.1:PORT" from a daemon's "metrics at http://127.0.0.1:PORT/metrics" log line.
-std::string MetricsAddress(const std::string& line) {
-  const std::string marker = "metrics at http://";
-  const size_t at = line.find(marker);
-  if (at == std::string::npos) return "";
-  const size_t start = at + marker.size();
-  return line.substr(start, line.find("/metrics", start) - start);
-}
-
 // One scrape, checked as Prometheus would check it; fails the test on anything invalid.
 Scrape ScrapeOrFail(const std::string& address) {
-  std::optional<HttpResponse> response = HttpGet(address, "/metrics");
-  EXPECT_TRUE(response.has_value()) << "no answer from http://" << address << "/metrics";
-  if (!response) return {};
-  EXPECT_EQ(response->status, 200);
-  EXPECT_EQ(response->content_type, "text/plain; version=0.0.4; charset=utf-8");
   std::string error;
-  std::optional<Scrape> scrape = ParsePrometheusText(response->body, &error);
-  EXPECT_TRUE(scrape.has_value()) << "invalid exposition format: " << error << "\n"
-                                  << response->body.substr(0, 2000);
+  std::optional<Scrape> scrape = ScrapeMetrics(address, &error);
+  EXPECT_TRUE(scrape.has_value()) << error;
   return scrape.value_or(Scrape{});
 }
 
@@ -91,7 +76,7 @@ TEST(MetricsTest, GatewayAndAgentCountersMoveWithTraffic) {
   GatewayProcess gateway({"--data-dir", dir.Sub("db"), "--json-socket", dir.Sub("gw.sock"),
                           "--metrics", "127.0.0.1:0"});
   ASSERT_TRUE(gateway.ready()) << gateway.log();
-  const std::string gateway_metrics = MetricsAddress(gateway.log());
+  const std::string gateway_metrics = MetricsAddressFromLog(gateway.log());
   ASSERT_FALSE(gateway_metrics.empty()) << gateway.log();
 
   const Scrape idle = ScrapeOrFail(gateway_metrics);
@@ -119,7 +104,7 @@ TEST(MetricsTest, GatewayAndAgentCountersMoveWithTraffic) {
     std::optional<std::string> line =
         agent.WaitForStderrLine("metrics at", std::chrono::seconds(30));
     ASSERT_TRUE(line.has_value()) << agent.stderr_text();
-    const std::string agent_metrics = MetricsAddress(*line);
+    const std::string agent_metrics = MetricsAddressFromLog(*line);
 
     const Scrape running = ScrapeUntil(
         agent_metrics,

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include "../support/prometheus.h"
 #include "transport_support.h"
 
 namespace flowgate::testing::transport {
@@ -72,14 +73,25 @@ TEST_F(TransportSecurityTest, KeygenWritesOwnerOnlyKeyFiles) {
 
 TEST_F(TransportSecurityTest, OnlyListedAgentsDeliverAndSighupReloadsTheList) {
   GatewayProcess gateway({"--data-dir", data_dir_, "--json-socket", dir_.Sub("gw.sock"),
-                          "--agents-key", Key("gateway.key"), "--agents-allow", allow_file_});
+                          "--agents-key", Key("gateway.key"), "--agents-allow", allow_file_,
+                          "--metrics", "127.0.0.1:0"});
   ASSERT_TRUE(gateway.ready()) << gateway.log();
+  const std::string metrics = MetricsAddressFromLog(gateway.log());
+  const auto unauthorized = [&metrics]() -> double {
+    std::string error;
+    std::optional<Scrape> scrape = ScrapeMetrics(metrics, &error);
+    EXPECT_TRUE(scrape.has_value()) << error;
+    return scrape ? scrape->Get("flowgate_gateway_handshakes_unauthorized_total").value_or(-1) : -1;
+  };
 
   CommandResult listed = RunAgent(gateway.endpoint(), "listed", "listed", "60s");
   EXPECT_EQ(listed.exit_code, 0) << listed.err;
+  EXPECT_EQ(unauthorized(), 0.0);
   CommandResult unlisted = RunAgent(gateway.endpoint(), "unlisted", "unlisted", "3s");
   EXPECT_NE(unlisted.exit_code, 0) << "an unlisted agent cannot deliver";
   ASSERT_TRUE(gateway.WaitForLog("is not on the allow-list (1 so far)")) << gateway.log();
+  // Counted where an operator looks: the metrics (the agent retries, so at least once).
+  EXPECT_GE(unauthorized(), 1.0);
 
   // Listing it and sending SIGHUP lets it in, without a restart.
   std::ofstream(allow_file_, std::ios::app) << ReadFile("unlisted.pub");

@@ -116,6 +116,32 @@ double Scrape::Sum(const std::string& name) const {
   return sum;
 }
 
+std::string MetricsAddressFromLog(const std::string& log) {
+  const std::string marker = "metrics at http://";
+  const size_t at = log.find(marker);
+  if (at == std::string::npos) return "";
+  const size_t start = at + marker.size();
+  const size_t end = log.find("/metrics", start);
+  return end == std::string::npos ? "" : log.substr(start, end - start);
+}
+
+std::optional<Scrape> ScrapeMetrics(const std::string& address, std::string* error) {
+  std::optional<HttpResponse> response = HttpGet(address, "/metrics");
+  if (!response) {
+    *error = "no answer from http://" + address + "/metrics";
+    return std::nullopt;
+  }
+  if (response->status != 200 ||
+      response->content_type != "text/plain; version=0.0.4; charset=utf-8") {
+    *error = "HTTP " + std::to_string(response->status) + ", content type '" +
+             response->content_type + "'";
+    return std::nullopt;
+  }
+  std::optional<Scrape> scrape = ParsePrometheusText(response->body, error);
+  if (!scrape) *error = "invalid exposition format: " + *error;
+  return scrape;
+}
+
 std::optional<Scrape> ParsePrometheusText(const std::string& text, std::string* error) {
   Scrape scrape;
   std::set<std::string> finished;  // families whose samples ended

@@ -39,4 +39,11 @@ struct Scrape {
 // newline. Returns the scrape, or the first problem as "line N: what" in *error.
 std::optional<Scrape> ParsePrometheusText(const std::string& text, std::string* error);
 
+// "HOST:PORT" from a daemon's log line "metrics at http://HOST:PORT/metrics" ("" if none).
+std::string MetricsAddressFromLog(const std::string& log);
+
+// GET /metrics from `address` as Prometheus would, checking status, content type and the
+// text strictly. nullopt with the reason in *error on any problem.
+std::optional<Scrape> ScrapeMetrics(const std::string& address, std::string* error);
+
 }  // namespace flowgate::testing
