@@ -56,6 +56,34 @@ std::vector<std::string> AgentArgs(const std::string& testdata) {
           "--tcp-idle-timeout", "1h"};
 }
 
+// Replays kCaptures into `net` with tcpreplay (`pace`: its speed flags), then waits
+// (bounded) until the agent writing `out` reports having read every packet sent. Returns
+// the packets tcpreplay sent; 0 (and a test failure) when the replay did not work.
+uint64_t ReplayAndWaitUntilRead(const VethNamespace& net, const std::vector<std::string>& pace,
+                                const std::string& out) {
+  std::vector<std::string> replay = {"/usr/bin/tcpreplay", "-q"};
+  replay.insert(replay.end(), pace.begin(), pace.end());
+  replay.insert(replay.end(), {"-i", net.namespace_end()});
+  for (const std::string& capture : kCaptures)
+    replay.push_back(TestdataDir() + "/ndpi-4.2/pcap/" + capture);
+  CommandResult sent = RunCommand(net.InNamespace(replay), seconds(120));
+  const std::string report = sent.out + sent.err;
+  std::smatch m;
+  if (sent.exit_code != 0 ||
+      !std::regex_search(report, m, std::regex(R"(Actual: (\d+) packets)"))) {
+    ADD_FAILURE() << "tcpreplay failed: " << report;
+    return 0;
+  }
+  const uint64_t packets = std::stoull(m[1].str());
+  // The agent reports what it read once a second; wait (bounded) until all of it arrived.
+  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
+  while (PacketsSeen(out, net.host_end()) < packets &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(milliseconds(200));  // polling an observed count, bounded
+  }
+  return packets;
+}
+
 TEST(AgentLive, ReplayedCapturesMatchTheOfflineRun) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root for network namespaces";
   if (!std::filesystem::exists("/usr/bin/tcpreplay")) GTEST_SKIP() << "tcpreplay missing";
@@ -86,24 +114,9 @@ TEST(AgentLive, ReplayedCapturesMatchTheOfflineRun) {
   ASSERT_TRUE(agent.WaitForStderrLine("capturing on", seconds(30)).has_value())
       << agent.stderr_text();
 
-  std::vector<std::string> replay = {"/usr/bin/tcpreplay", "-q", "--pps", "2000", "-i",
-                                     net.namespace_end()};
-  for (const std::string& capture : kCaptures)
-    replay.push_back(testdata + "/ndpi-4.2/pcap/" + capture);
-  CommandResult sent = RunCommand(net.InNamespace(replay), seconds(120));
-  ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
-  std::smatch m;
-  const std::string report = sent.out + sent.err;
-  ASSERT_TRUE(std::regex_search(report, m, std::regex(R"(Actual: (\d+) packets)"))) << report;
-  const uint64_t packets = std::stoull(m[1].str());
-
-  // The agent reports what it read once a second; wait (bounded) until all of it arrived.
-  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
-  uint64_t seen = 0;
-  while ((seen = PacketsSeen(live_out, net.host_end())) < packets &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(200));  // polling an observed count, bounded
-  }
+  const uint64_t packets = ReplayAndWaitUntilRead(net, {"--pps", "2000"}, live_out);
+  ASSERT_GT(packets, 0u);
+  const uint64_t seen = PacketsSeen(live_out, net.host_end());
   EXPECT_GE(seen, packets) << "the agent read fewer packets than were sent";
   EXPECT_EQ(agent.StopWith(SIGTERM), 0) << agent.stderr_text();
 
@@ -152,22 +165,8 @@ TEST(AgentLive, FullWorkerQueuesDropAndCountWhatTheyLose) {
   ASSERT_TRUE(agent.WaitForStderrLine("capturing on", seconds(30)).has_value())
       << agent.stderr_text();
 
-  std::vector<std::string> replay = {"/usr/bin/tcpreplay", "-q", "--topspeed", "-i",
-                                     net.namespace_end()};
-  for (const std::string& capture : kCaptures)
-    replay.push_back(testdata + "/ndpi-4.2/pcap/" + capture);
-  CommandResult sent = RunCommand(net.InNamespace(replay), seconds(120));
-  ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
-  std::smatch m;
-  const std::string report = sent.out + sent.err;
-  ASSERT_TRUE(std::regex_search(report, m, std::regex(R"(Actual: (\d+) packets)"))) << report;
-  const uint64_t packets = std::stoull(m[1].str());
-
-  const auto deadline = std::chrono::steady_clock::now() + seconds(30);
-  while (PacketsSeen(out, net.host_end()) < packets &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(milliseconds(200));  // polling an observed count, bounded
-  }
+  const uint64_t packets = ReplayAndWaitUntilRead(net, {"--topspeed"}, out);
+  ASSERT_GT(packets, 0u);
   ASSERT_EQ(agent.StopWith(SIGTERM), 0) << agent.stderr_text();
 
   uint64_t raw = 0, discarded = 0, queue_dropped = 0, classified = 0;
