@@ -434,8 +434,11 @@ class GatewayClient::Impl {
   }
 
   // Drops the oldest batches until `incoming` more bytes fit the spool limit. Their events
-  // are counted as dropped; the resend floor then tells the gateway to skip them.
+  // are counted as dropped; the resend floor then tells the gateway to skip them. A client
+  // that blocks when full (capture files) never drops: MakeBatches stops once the spool
+  // reaches its limit, so the spool exceeds it by at most the one batch just made.
   void MakeRoom(size_t incoming) {
+    if (options_.block_when_full) return;
     while (!spool_.empty() && spool_bytes_ + incoming > options_.spool_max_bytes) {
       auto oldest = spool_.begin();
       {

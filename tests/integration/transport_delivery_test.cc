@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
 #include "transport_support.h"
 
 namespace flowgate::testing::transport {
@@ -138,6 +140,45 @@ TEST_F(TransportDeliveryTest, GatewayDownTwentySecondsAgentsSpoolThenDeliverAll)
     EXPECT_EQ(SpoolFiles(test_dir_.Sub("agent-" + std::to_string(i))), 0u)
         << "everything acknowledged leaves the spool";
   }
+}
+
+// An agent reading a file waits for the gateway when its spool is full: the file loses
+// nothing by waiting, so nothing may be dropped (a live capture drops the oldest instead).
+// The gateway is frozen (SIGSTOP) so that acknowledgements stop while the agent reads.
+TEST_F(TransportDeliveryTest, FileAgentWithAFullSpoolWaitsInsteadOfDropping) {
+  GatewayProcess gateway(GatewayArgs());
+  ASSERT_TRUE(gateway.ready()) << gateway.log();
+  constexpr uint64_t kSpoolBytes = 256 * 1024;
+  ASSERT_EQ(::kill(gateway.pid(), SIGSTOP), 0);
+  const std::string state_dir = test_dir_.Sub("agent-0");
+  BackgroundProcess agent(AgentArgv(capture_, gateway.endpoint(), "agent-0", state_dir,
+                                    test_dir_.Sub("agent-0.json"),
+                                    {"--spool-max-bytes", std::to_string(kSpoolBytes)}));
+  const auto spool_bytes = [&state_dir] {
+    uint64_t bytes = 0;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(state_dir + "/spool", error)) {
+      std::error_code gone;  // a file acknowledged meanwhile counts as 0
+      const uintmax_t size = entry.file_size(gone);
+      if (!gone) bytes += size;
+    }
+    return bytes;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + seconds(60);
+  while (spool_bytes() < kSpoolBytes && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling a size, bounded
+  }
+  const uint64_t held = spool_bytes();
+  ASSERT_EQ(::kill(gateway.pid(), SIGCONT), 0);
+  EXPECT_GE(held, kSpoolBytes) << "the spool never filled while the gateway was frozen";
+  EXPECT_EQ(WaitExit(agent, seconds(300)), 0) << agent.stderr_text();
+  EXPECT_EQ(agent.stderr_text().find("spool is full"), std::string::npos) << agent.stderr_text();
+  EXPECT_EQ(gateway.Stop(), 0) << gateway.log();
+
+  std::map<std::string, EventBag> stored = StoredEventsByAgent(data_dir_);
+  const EventBag sent = JsonOutEvents(test_dir_.Sub("agent-0.json"));
+  EXPECT_GE(Count(sent), kEventsPerAgent);
+  EXPECT_TRUE(SameEvents(sent, stored["agent-0"]));
 }
 
 }  // namespace
