@@ -282,6 +282,13 @@ class Agent {
             std::to_string(flows.created()) + " flows, " + std::to_string(discarded_.load()) +
             " packets not decoded");
     Status delivered = sink_->Flush(options_.delivery_timeout_ms);
+    if (gateway_client_ != nullptr) {
+      const GatewayClientStats t = gateway_client_->stats();
+      Log(delivered.ok() ? LogLevel::kInfo : LogLevel::kWarning, "agent",
+          "sent " + std::to_string(t.events_sent) + " events to the gateway, " +
+              std::to_string(t.events_acked) + " acknowledged, " +
+              std::to_string(t.events_dropped + t.queue_dropped) + " dropped");
+    }
     std::lock_guard lock(error_mutex_);
     return first_error_.ok() ? delivered : first_error_;
   }
