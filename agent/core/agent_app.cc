@@ -285,9 +285,10 @@ class Agent {
     if (gateway_client_ != nullptr) {
       const GatewayClientStats t = gateway_client_->stats();
       Log(delivered.ok() ? LogLevel::kInfo : LogLevel::kWarning, "agent",
-          "sent " + std::to_string(t.events_sent) + " events to the gateway, " +
-              std::to_string(t.events_acked) + " acknowledged, " +
-              std::to_string(t.events_dropped + t.queue_dropped) + " dropped");
+          "events for the gateway: " + std::to_string(t.events_acked) + " acknowledged, " +
+              std::to_string(t.events_dropped) + " dropped from a full spool, " +
+              std::to_string(t.queue_dropped) + " dropped from a full send queue, " +
+              std::to_string(t.events_sent) + " sent at least once");
     }
     std::lock_guard lock(error_mutex_);
     return first_error_.ok() ? delivered : first_error_;

@@ -6,6 +6,10 @@
 
 #include <gtest/gtest.h>
 
+#include <regex>
+
+#include "../support/netns.h"
+#include "../support/prometheus.h"
 #include "../support/test_agent.h"
 #include "transport_support.h"
 
@@ -153,6 +157,91 @@ TEST_F(TransportResilienceTest, HostileFramesAreRefusedAndCountedOthersContinue)
     EXPECT_EQ(record.events_applied(), 0u);
   }
   EXPECT_TRUE(found) << "the refused agent is not in the registry";
+}
+
+// A live capture cannot wait for the gateway: when the spool is full the oldest batches go,
+// counted (agent metrics and status), and the gateway sees the gap; what was kept arrives
+// exactly once. The gateway is frozen (SIGSTOP) while traffic is replayed into a veth pair.
+TEST_F(TransportResilienceTest, LiveAgentWithAFullSpoolDropsTheOldestAndCountsThem) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for network namespaces";
+  if (!std::filesystem::exists("/usr/bin/tcpreplay")) GTEST_SKIP() << "tcpreplay missing";
+  const std::string capture = MakeCapture(dir_, "live.pcap", 3'000, 21, "10s");
+  GatewayProcess gateway(
+      {"--data-dir", data_dir_, "--json-socket", socket_path_, "--agents-plaintext"});
+  ASSERT_TRUE(gateway.ready()) << gateway.log();
+  ASSERT_EQ(::kill(gateway.pid(), SIGSTOP), 0);
+
+  VethNamespace net;
+  ASSERT_TRUE(net.ok()) << net.error();
+  std::vector<std::string> argv = {BinaryPath("flowgate-agent"),
+                                   "-i",
+                                   net.host_end(),
+                                   "--gateway",
+                                   gateway.endpoint(),
+                                   "--plaintext",
+                                   "--name",
+                                   "live",
+                                   "--state-dir",
+                                   dir_.Sub("agent"),
+                                   "--json-out",
+                                   dir_.Sub("live.json"),
+                                   "--spool-max-bytes",
+                                   "64KiB",
+                                   "--idle-timeout",
+                                   "1s",
+                                   "--metrics",
+                                   "127.0.0.1:0"};
+  BackgroundProcess agent(argv);
+  // Logged once the capture is open and the workers exist.
+  std::optional<std::string> line = agent.WaitForStderrLine("metrics at", seconds(30));
+  ASSERT_TRUE(line.has_value()) << agent.stderr_text();
+  const std::string metrics = MetricsAddressFromLog(*line);
+
+  CommandResult sent = RunCommand(net.InNamespace({"/usr/bin/tcpreplay", "-q", "--pps", "20000",
+                                                   "-i", net.namespace_end(), capture}),
+                                  seconds(120));
+  ASSERT_EQ(sent.exit_code, 0) << sent.out << sent.err;
+  double dropped = 0;
+  const auto deadline = std::chrono::steady_clock::now() + seconds(60);
+  while (dropped == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::string error;
+    std::optional<Scrape> scrape = ScrapeMetrics(metrics, &error);
+    ASSERT_TRUE(scrape.has_value()) << error;
+    dropped = scrape->Get("flowgate_agent_events_dropped_total{reason=\"spool_full\"}").value_or(0);
+    if (dropped == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // polling
+  }
+  EXPECT_GT(dropped, 0.0) << "a 64 KiB spool held everything while the gateway was frozen";
+  ASSERT_EQ(::kill(gateway.pid(), SIGCONT), 0);
+  EXPECT_EQ(agent.StopWith(SIGTERM, seconds(120)), 0) << agent.stderr_text();
+  EXPECT_NE(agent.stderr_text().find("spool is full"), std::string::npos);
+  std::smatch m;
+  const std::string log = agent.stderr_text();
+  ASSERT_TRUE(std::regex_search(
+      log, m,
+      std::regex(R"(events for the gateway: (\d+) acknowledged, (\d+) dropped from a full spool)")))
+      << log;
+  const uint64_t acked = std::stoull(m[1]), lost = std::stoull(m[2]);
+  EXPECT_GE(static_cast<double>(lost), dropped);
+  EXPECT_EQ(gateway.Stop(), 0) << gateway.log();
+
+  // Stored: every event acknowledged, each once and each one the agent produced, and fewer
+  // than it produced. (A batch dropped from the spool after it was sent may still have
+  // arrived: the agent cannot know, so it counts it as dropped.) The registry shows the gap
+  // the dropped batches left.
+  const EventBag produced = JsonOutEvents(dir_.Sub("live.json"));
+  const EventBag stored = StoredEventsByAgent(data_dir_)["live"];
+  EXPECT_GE(Count(stored), acked);
+  EXPECT_LE(Count(stored), acked + lost);
+  EXPECT_LT(Count(stored), Count(produced));
+  for (const auto& [event, count] : stored) {
+    auto it = produced.find(event);
+    ASSERT_TRUE(it != produced.end() && it->second >= count)
+        << "stored but never produced (or more often): " << event.substr(0, 200);
+  }
+  const std::vector<v1::AgentRecord> registry = StoredAgents(data_dir_);
+  ASSERT_EQ(registry.size(), 1u);
+  EXPECT_GT(registry[0].sequence_gaps(), 0u) << "the dropped batches left no gap";
+  EXPECT_EQ(registry[0].events_applied(), Count(stored));
 }
 
 }  // namespace
