@@ -130,6 +130,17 @@ Status FlowStore::ScanActiveFlows(uint64_t from_ms, uint64_t to_ms,
   });
 }
 
+Status FlowStore::ScanMatchingFlows(const FlowScan& scan,
+                                    const std::function<bool(ScannedFlow&)>& visit) {
+  return ScanActiveFlows(scan.from_ms, scan.to_ms, [&](const v1::FlowRecord& record) {
+    if (scan.filter != nullptr && !scan.filter->Matches(FilterSubject::FromFlow(record))) {
+      return true;
+    }
+    ScannedFlow flow(record);
+    return visit(flow);
+  });
+}
+
 Status ValidateWindow(const TimeWindow& window) {
   if (window.to_ms != 0 && window.from_ms >= window.to_ms) {
     return Status::InvalidArgument("time range is empty or inverted: from " +
@@ -158,16 +169,24 @@ Result<FlowPage> QueryFlows(FlowStore& store, const FlowQuery& query) {
   const v1::FlowOrder order = query.order;
   auto later = [order](const Entry& a, const Entry& b) { return Before(a.key, b.key, order); };
   std::priority_queue<Entry, std::vector<Entry>, decltype(later)> best(later);
-  FLOWGATE_RETURN_IF_ERROR(store.ScanActiveFlows(
-      query.window.from_ms, query.window.to_ms, [&](const v1::FlowRecord& flow) {
-        if (!query.filter.Matches(FilterSubject::FromFlow(flow))) return true;
-        SortKey key = KeyOf(flow, order);
+  Status failed = Status::Ok();
+  // A flow is placed on its summary; only the few that make the page so far are parsed.
+  FLOWGATE_RETURN_IF_ERROR(store.ScanMatchingFlows(
+      {.from_ms = query.window.from_ms, .to_ms = query.window.to_ms, .filter = &query.filter},
+      [&](ScannedFlow& flow) {
+        SortKey key = KeyOf(flow.summary(), order);
         if (after && !Before(*after, key, order)) return true;
         if (best.size() == limit + 1 && !Before(key, best.top().key, order)) return true;
-        best.push({std::move(key), flow});
+        const v1::FlowRecord* whole = flow.whole();
+        if (whole == nullptr) {
+          failed = Status::Corruption("flow record does not parse");
+          return false;
+        }
+        best.push({std::move(key), *whole});
         if (best.size() > limit + 1) best.pop();
         return true;
       }));
+  FLOWGATE_RETURN_IF_ERROR(failed);
   std::vector<Entry> sorted;
   sorted.reserve(best.size());
   while (!best.empty()) {
@@ -397,9 +416,11 @@ Result<TopAnswer> Top(FlowStore& store, const TopQuery& query) {
   }
   answer.source = v1::TOP_SOURCE_FLOWS;
   std::unordered_map<std::string, v1::TopEntry> groups;
-  FLOWGATE_RETURN_IF_ERROR(store.ScanActiveFlows(
-      query.window.from_ms, query.window.to_ms, [&](const v1::FlowRecord& flow) {
-        if (!query.filter.Matches(FilterSubject::FromFlow(flow))) return true;
+  // The group and the totals are in every flow's summary: no flow is parsed whole.
+  FLOWGATE_RETURN_IF_ERROR(store.ScanMatchingFlows(
+      {.from_ms = query.window.from_ms, .to_ms = query.window.to_ms, .filter = &query.filter},
+      [&](ScannedFlow& scanned) {
+        const v1::FlowRecord& flow = scanned.summary();
         std::string key = TopKeyOf(flow, query.group_by);
         v1::TopEntry& entry = groups[key];
         entry.set_key(std::move(key));

@@ -1,5 +1,5 @@
 // History queries over any FlowStore: flows active in a time range, filtered, ordered and
-// paged, and the top talkers. Backend-neutral (they only use FlowStore::ScanActiveFlows), so
+// paged, and the top talkers. Backend-neutral (they only use FlowStore::ScanMatchingFlows), so
 // the gRPC API and tests share one definition of what a query answers.
 #pragma once
 

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "flowgate/common/filter.h"
 #include "flowgate/common/status.h"
 #include "flowgate/v1/flowgate.pb.h"
 #include "flowgate/v1/transport.pb.h"
@@ -98,6 +99,42 @@ struct StoreHealth {
   uint64_t delayed_write_rate = 0;        // bytes/s writes are held to now (0: not delayed)
 };
 
+// What FlowStore::ScanMatchingFlows reads: flows active in [from_ms, to_ms) (to_ms 0: no
+// upper bound) that `filter` matches (null: every flow).
+struct FlowScan {
+  uint64_t from_ms = 0;
+  uint64_t to_ms = 0;
+  const Filter* filter = nullptr;
+};
+
+// One flow as a scan meets it: a summary holding the fields that filters, query orders and
+// Top read, and the whole record, parsed only when asked for (most flows a query meets
+// never need it). Valid during the visit only.
+class ScannedFlow {
+ public:
+  // A flow already parsed whole: its summary is the record itself.
+  explicit ScannedFlow(const v1::FlowRecord& whole) : summary_(&whole), whole_(&whole) {}
+  // A flow stored as `bytes` (a serialized FlowRecord) with `summary` decoded from them;
+  // whole() parses `bytes` into `*scratch` (reused from flow to flow).
+  ScannedFlow(const v1::FlowRecord& summary, std::string_view bytes, v1::FlowRecord* scratch)
+      : summary_(&summary), bytes_(bytes), scratch_(scratch) {}
+
+  // Of the record, at least: agent id, name and site; context interface; metadata digest,
+  // addresses, ports, vlan_id, ip_version, ip_protocol, application, protocol and host
+  // names, detection_guessed, first_seen_at, last_seen_at; counters digest, last_seen_at,
+  // total_bytes, total_packets. Other fields may read as unset.
+  const v1::FlowRecord& summary() const { return *summary_; }
+  // The whole record, or null when its stored form does not parse.
+  const v1::FlowRecord* whole();
+
+ private:
+  const v1::FlowRecord* summary_;
+  const v1::FlowRecord* whole_ = nullptr;
+  std::string_view bytes_;
+  v1::FlowRecord* scratch_ = nullptr;
+  bool parse_failed_ = false;
+};
+
 class FlowStore {
  public:
   virtual ~FlowStore() = default;
@@ -140,6 +177,14 @@ class FlowStore {
   // from_ms.
   [[nodiscard]] virtual Status ScanActiveFlows(
       uint64_t from_ms, uint64_t to_ms, const std::function<bool(const v1::FlowRecord&)>& visit);
+
+  // Calls `visit` for every stored flow active at some time in [scan.from_ms, scan.to_ms)
+  // that scan.filter matches (null: every flow), in no particular order and each flow once,
+  // until it returns false. Thread-safe; sees a consistent snapshot. Stores that can decide
+  // the range and the filter on a few fields read from the stored form (see ScannedFlow)
+  // skip the full parse of the flows they drop; the default reads ScanActiveFlows.
+  [[nodiscard]] virtual Status ScanMatchingFlows(const FlowScan& scan,
+                                                 const std::function<bool(ScannedFlow&)>& visit);
 
   // Calls `visit` for every rollup row of `dimension` whose minute starts in
   // [from_ms, to_ms) (to_ms == 0: no upper bound), in (minute, agent id, value) order, until
