@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <mutex>
 #include <thread>
 #include <zmq.hpp>
@@ -61,7 +63,17 @@ class ZmqAgentListener final : public AgentListener {
       return Status::InvalidArgument("cannot listen for agents on '" + options_.endpoint +
                                      "': " + e.what());
     }
-    // The socket was made on this thread and is used only by the listener thread from here.
+    try {
+      // Unique per listener: several may share a process (tests, benchmarks).
+      const std::string wake_endpoint =
+          "inproc://flowgate-ingest-wake-" + std::to_string(reinterpret_cast<uintptr_t>(this));
+      wake_receiver_.bind(wake_endpoint);
+      wake_sender_.connect(wake_endpoint);
+    } catch (const zmq::error_t& e) {
+      return Status::Internal(std::string("cannot set up the ingest threads: ") + e.what());
+    }
+    // The sockets were made on this thread; from here each is used by one thread only.
+    store_thread_ = std::thread([this] { RunStore(); });
     thread_ = std::thread([this] { Run(); });
     return Status::Ok();
   }
@@ -74,8 +86,13 @@ class ZmqAgentListener final : public AgentListener {
   }
 
   void Stop() override {
-    stopping_ = true;
+    {
+      std::lock_guard lock(pipeline_mutex_);
+      stopping_ = true;
+    }
+    to_store_ready_.notify_all();
     if (thread_.joinable()) thread_.join();
+    if (store_thread_.joinable()) store_thread_.join();
     if (zap_thread_.joinable()) zap_thread_.join();
   }
 
@@ -153,12 +170,59 @@ class ZmqAgentListener final : public AgentListener {
     zap_.send(zmq::str_buffer(""), zmq::send_flags::none);
   }
 
+  // The socket thread: receives and decodes frames while the store thread writes the
+  // previous ones, and sends the acknowledgements the store thread hands back.
   void Run() {
     while (!stopping_) {
-      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+      bool room;
+      {
+        std::lock_guard lock(pipeline_mutex_);
+        room = frames_at_store_ < kMaxFramesAtStore;
+      }
+      // Beyond the bound frames wait in ZeroMQ's queues (and then TCP's), which holds the
+      // agents back until the store catches up.
+      zmq::pollitem_t items[2] = {
+          {wake_receiver_.handle(), 0, ZMQ_POLLIN, 0},
+          {socket_.handle(), 0, static_cast<short>(room ? ZMQ_POLLIN : 0), 0}};
       try {
-        zmq::poll(&item, 1, std::chrono::milliseconds(50));
-        if ((item.revents & ZMQ_POLLIN) != 0) ReceiveGroup();
+        zmq::poll(items, 2, std::chrono::milliseconds(50));
+        if ((items[0].revents & ZMQ_POLLIN) != 0) SendAcknowledgements();
+        if ((items[1].revents & ZMQ_POLLIN) != 0) ReceiveGroup();
+      } catch (const zmq::error_t& e) {
+        Log(LogLevel::kError, "gateway.ingest", std::string("ZeroMQ error: ") + e.what());
+      }
+    }
+  }
+
+  // The store thread: stores what the socket thread decoded, everything waiting in one
+  // write, and hands the group back to be acknowledged. It is the store's only writer.
+  void RunStore() {
+    while (true) {
+      std::vector<Group> groups;
+      {
+        std::unique_lock lock(pipeline_mutex_);
+        to_store_ready_.wait(lock, [this] { return stopping_ || !to_store_.empty(); });
+        if (stopping_) return;  // unacknowledged batches are resent by their agents
+        groups.swap(to_store_);
+      }
+      Group merged = std::move(groups.front());
+      for (size_t g = 1; g < groups.size(); ++g) {
+        const size_t offset = merged.items.size();
+        for (Received& received : groups[g].received) {
+          if (received.item != kNoItem) received.item += offset;
+          merged.received.push_back(std::move(received));
+        }
+        for (storage::AppendItem& item : groups[g].items) merged.items.push_back(std::move(item));
+      }
+      StoreGroup(merged);
+      {
+        std::lock_guard lock(pipeline_mutex_);
+        frames_at_store_ -= merged.received.size();
+        acknowledge_.push_back(std::move(merged));
+      }
+      // One byte wakes the socket thread; if its queue is full it is awake already.
+      try {
+        (void)wake_sender_.send(zmq::str_buffer("w"), zmq::send_flags::dontwait);
       } catch (const zmq::error_t& e) {
         Log(LogLevel::kError, "gateway.ingest", std::string("ZeroMQ error: ") + e.what());
       }
@@ -170,28 +234,39 @@ class ZmqAgentListener final : public AgentListener {
     stats_.*counter += n;
   }
 
-  // A frame received in a group: whom to answer, and (if it decoded) its store item.
+  // A frame received in a group: whom to answer, and (if it decoded) its store item, else
+  // why it was refused.
   struct Received {
     zmq::message_t routing;
     std::string peer;
+    std::string user;  // the allow-list name of its CURVE key
     v1::Ack ack;
     size_t item = kNoItem;
+    DecodeResult decoded;
+    v1::AgentIdentity agent;  // of a refused frame, as far as it parsed
   };
   static constexpr size_t kNoItem = SIZE_MAX;
+  // Frames received together, stored with one write, then acknowledged in arrival order.
+  struct Group {
+    std::vector<Received> received;
+    std::vector<storage::AppendItem> items;
+  };
   // A group ends with the frames waiting or at these bounds, whichever comes first: enough
   // batches that one store write serves many, few enough that agents get acknowledgements
   // (and send more) while the next group is written, rather than the whole window of
   // batches in flight waiting for one long write.
   static constexpr size_t kMaxGroupFrames = 16;
   static constexpr size_t kMaxGroupBytes = 16u << 20;
+  // Frames decoded and not yet stored: the socket thread stops receiving beyond this. Two
+  // groups: one being written, one decoded meanwhile.
+  static constexpr size_t kMaxFramesAtStore = 2 * kMaxGroupFrames;
 
-  // Group commit: takes every frame waiting (within the bounds), stores all that decode in
-  // one store write, and only then acknowledges each, in arrival order.
+  // Takes every frame waiting (within the bounds), decodes them and queues them for the
+  // store thread.
   void ReceiveGroup() {
-    std::vector<Received> group;
-    std::vector<storage::AppendItem> items;
+    Group group;
     size_t bytes = 0;
-    while (group.size() < kMaxGroupFrames && bytes < kMaxGroupBytes) {
+    while (group.received.size() < kMaxGroupFrames && bytes < kMaxGroupBytes) {
       Received received;
       zmq::message_t payload;
       if (!socket_.recv(received.routing, zmq::recv_flags::dontwait)) break;
@@ -207,41 +282,70 @@ class ZmqAgentListener final : public AgentListener {
       Count(&AgentListenerStats::frames_received);
       bytes += payload.size();
       received.peer = MessageProperty(payload, "Peer-Address");
-      const std::string user = MessageProperty(payload, "User-Id");  // allow-list name (CURVE)
+      received.user = MessageProperty(payload, "User-Id");
 
       v1::Envelope envelope;
-      DecodeResult decoded;
       if (extra) {
-        decoded = {RejectReason::kMalformed, "more than one frame in a message"};
+        received.decoded = {RejectReason::kMalformed, "more than one frame in a message"};
       } else {
-        decoded = DecodeEnvelope(
+        received.decoded = DecodeEnvelope(
             std::string_view(static_cast<const char*>(payload.data()), payload.size()),
             options_.max_frame_bytes, &envelope);
       }
       received.ack.set_boot_id(envelope.agent().boot_id());
       received.ack.set_sequence(envelope.sequence());
-      if (decoded.ok()) {
-        received.item = items.size();
-        items.emplace_back().envelope = std::move(envelope);
+      if (received.decoded.ok()) {
+        received.item = group.items.size();
+        group.items.emplace_back().envelope = std::move(envelope);
       } else {
-        Reject(&received.ack, decoded, envelope.agent(), received.peer, user);
+        received.agent = envelope.agent();
       }
-      group.push_back(std::move(received));
+      group.received.push_back(std::move(received));
     }
-    if (!items.empty()) {
+    if (group.received.empty()) return;
+    {
+      std::lock_guard lock(pipeline_mutex_);
+      frames_at_store_ += group.received.size();
+      to_store_.push_back(std::move(group));
+    }
+    to_store_ready_.notify_one();
+  }
+
+  // On the store thread: stores the group's batches in one write (the outcome of each is
+  // in its item.result; a failed write fails them all) and fills every acknowledgement.
+  void StoreGroup(Group& group) {
+    if (!group.items.empty()) {
       const uint64_t now_ms = WallMs();
-      for (storage::AppendItem& item : items) item.received_at_ms = now_ms;
-      // The outcome of each item is in item.result; a failed write fails them all.
-      (void)store_.AppendBatch(items, static_cast<bool>(on_stored_));
-      for (Received& received : group) {
-        if (received.item == kNoItem) continue;
-        Apply(items[received.item], received.peer, &received.ack);
+      for (storage::AppendItem& item : group.items) item.received_at_ms = now_ms;
+      (void)store_.AppendBatch(group.items, static_cast<bool>(on_stored_));
+    }
+    for (Received& received : group.received) {
+      if (received.item == kNoItem) {
+        Reject(&received.ack, received.decoded, received.agent, received.peer, received.user);
+      } else {
+        Apply(group.items[received.item], received.peer, &received.ack);
       }
     }
-    for (Received& received : group) {
-      std::string bytes_out = received.ack.SerializeAsString();
-      socket_.send(received.routing, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
-      socket_.send(zmq::buffer(bytes_out), zmq::send_flags::dontwait);
+  }
+
+  // On the socket thread: sends the acknowledgements of every group the store thread is
+  // done with, in order. The groups are freed here too, off the store thread.
+  void SendAcknowledgements() {
+    zmq::message_t wake;
+    while (wake_receiver_.recv(wake, zmq::recv_flags::dontwait)) {
+    }
+    std::vector<Group> done;
+    {
+      std::lock_guard lock(pipeline_mutex_);
+      done.swap(acknowledge_);
+    }
+    std::string bytes_out;
+    for (Group& group : done) {
+      for (Received& received : group.received) {
+        received.ack.SerializeToString(&bytes_out);
+        socket_.send(received.routing, zmq::send_flags::sndmore | zmq::send_flags::dontwait);
+        socket_.send(zmq::buffer(bytes_out), zmq::send_flags::dontwait);
+      }
     }
   }
 
@@ -352,8 +456,19 @@ class ZmqAgentListener final : public AgentListener {
   std::thread zap_thread_;
   std::map<std::string, std::string> allowed_;  // key -> name; guarded by mutex_
   std::string bound_;
-  std::thread thread_;
+  // Wakes the socket thread when acknowledgements are due (store thread -> socket thread).
+  zmq::socket_t wake_receiver_{context_, zmq::socket_type::pair};
+  zmq::socket_t wake_sender_{context_, zmq::socket_type::pair};
+  std::thread thread_;        // the socket thread
+  std::thread store_thread_;  // the store's only writer
   std::atomic<bool> stopping_{false};
+  // Between the two threads, guarded by pipeline_mutex_: groups to store, in arrival order,
+  // and stored groups to acknowledge.
+  std::mutex pipeline_mutex_;
+  std::condition_variable to_store_ready_;
+  std::vector<Group> to_store_;
+  std::vector<Group> acknowledge_;
+  size_t frames_at_store_ = 0;
   mutable std::mutex mutex_;
   AgentListenerStats stats_;  // guarded by mutex_
 };

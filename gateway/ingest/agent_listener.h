@@ -1,10 +1,11 @@
 // Receives agents' batches over ZeroMQ (gateway ROUTER <- agent DEALERs), makes each
 // durable in the store, acknowledges it, and hands the stored events on for fan-out.
 //
-// Threading: one internal thread owns the ZeroMQ socket and is the store's only writer. It
-// takes every frame waiting at once and stores them with one write (group commit), then
-// acknowledges each. The `on_stored` callback runs on that thread once a batch is durable
-// (just before the group's acknowledgements are sent).
+// Threading: the socket thread owns the ZeroMQ socket: it takes every frame waiting at once
+// and decodes them while the store thread, the store's only writer, stores the frames
+// decoded before with one write (group commit); the socket thread then acknowledges each.
+// The `on_stored` callback runs on the store thread once a batch is durable (before its
+// acknowledgement is sent).
 #pragma once
 
 #include <cstdint>

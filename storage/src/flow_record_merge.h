@@ -1,21 +1,34 @@
 // How flow events fold into a stored FlowRecord. Pure functions, so the RocksDB merge
-// operator and the tests share one definition.
+// operator, the store's ingest and the tests share one definition.
 #pragma once
 
-#include <optional>
+#include <string_view>
 
 #include "flowgate/v1/flowgate.pb.h"
 
 namespace flowgate::storage {
 
-// The FlowRecord contribution of one flow event (flow, flow_stats or flow_purge), or
-// nullopt for events that are not about a flow.
-std::optional<v1::FlowRecord> FlowRecordDelta(const v1::AgentIdentity& agent,
-                                              const v1::Event& event);
+// Folds the FlowRecord contribution of one flow event (flow, flow_stats or flow_purge) into
+// `*into` as MergeFlowRecord would fold that contribution as a record of its own, without
+// building one: the context (and for `flow` the metadata) replaced, counters added or
+// maxed, a purge reason kept. The agent is not touched. Returns false, leaving `*into`
+// alone, for events that are not about a flow.
+bool FoldFlowEvent(const v1::Event& event, v1::FlowRecord* into);
+
+// The digest of the flow `event` is about, or nullptr for events that are not about one.
+const std::string* FlowEventDigest(const v1::Event& event);
 
 // Folds `newer` into `*into`. Associative: metadata and context are replaced by the newer
 // ones when present, counter deltas add up, cumulative totals and times take the maximum,
 // and a purge reason once set stays.
 void MergeFlowRecord(const v1::FlowRecord& newer, v1::FlowRecord* into);
+
+// Ingest leaves out of a flow's merge operands what its key (agent id '\0' digest) says:
+// agent.id, counters.digest and metadata.digest (a third of the bytes). This puts them back
+// where they are empty.
+void RestoreFlowKeyFields(std::string_view agent_id, std::string_view digest,
+                          v1::FlowRecord* record);
+// ...and this takes them out.
+void StripFlowKeyFields(v1::FlowRecord* record);
 
 }  // namespace flowgate::storage

@@ -10,9 +10,11 @@
 // (default family: "retained_from" -> the retention horizon, 8 bytes, BE)
 // One Append (or AppendBatch, a group of batches) is one WriteBatch across the families, so
 // a batch, its flows and the mark that makes a resend a duplicate become durable together.
+#include <google/protobuf/arena.h>
 #include <rocksdb/db.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <algorithm>
@@ -122,10 +124,12 @@ Status FromRocks(const rocksdb::Status& s, const std::string& what) {
 }
 
 // Folds FlowRecord operands with MergeFlowRecord. A value that does not parse is kept as
-// the newer operand alone rather than failing every read of the flow.
+// the newer operand alone rather than failing every read of the flow. Operands lack what
+// the key says (StripFlowKeyFields); every merge puts it back, so whatever a read returns
+// (a merge of one operand at least) is whole.
 class FlowRecordMergeOperator : public rocksdb::AssociativeMergeOperator {
  public:
-  bool Merge(const rocksdb::Slice& /*key*/, const rocksdb::Slice* existing_value,
+  bool Merge(const rocksdb::Slice& key, const rocksdb::Slice* existing_value,
              const rocksdb::Slice& value, std::string* new_value,
              rocksdb::Logger* /*logger*/) const override {
     v1::FlowRecord merged;
@@ -135,6 +139,10 @@ class FlowRecordMergeOperator : public rocksdb::AssociativeMergeOperator {
     v1::FlowRecord newer;
     if (!newer.ParseFromArray(value.data(), static_cast<int>(value.size()))) return false;
     MergeFlowRecord(newer, &merged);
+    const std::string_view flow_key = key.ToStringView();
+    const size_t separator = std::min(flow_key.find('\0'), flow_key.size());
+    RestoreFlowKeyFields(flow_key.substr(0, separator),
+                         flow_key.substr(std::min(separator + 1, flow_key.size())), &merged);
     return merged.SerializeToString(new_value);
   }
   const char* Name() const override { return "flowgate.FlowRecordMerge.v1"; }
@@ -153,6 +161,8 @@ class RocksFlowStore final : public FlowStore {
   Status ScanFlows(const std::function<bool(const v1::FlowRecord&)>& visit) override;
   Status ScanActiveFlows(uint64_t from_ms, uint64_t to_ms,
                          const std::function<bool(const v1::FlowRecord&)>& visit) override;
+  Status ScanMatchingFlows(const FlowScan& scan,
+                           const std::function<bool(ScannedFlow&)>& visit) override;
   Status ScanRollups(RollupDimension dimension, uint64_t from_ms, uint64_t to_ms,
                      const std::function<bool(const RollupRow&)>& visit) override {
     return ScanRollupFamily(*db_, rollups_, rocksdb::ReadOptions(), dimension, from_ms, to_ms,
@@ -220,6 +230,18 @@ class RocksFlowStore final : public FlowStore {
   // memtable inserts. Let go of after an unusually large group.
   rocksdb::WriteBatch group_batch_;
   static constexpr size_t kMaxKeptBatchBytes = 64u << 20;
+  // The first block of each group's flow arena, kept: a group of 16 batches of 512 events
+  // needs a few megabytes, and fresh memory each time costs a page fault per 4 KiB.
+  static constexpr size_t kGroupArenaBlockBytes = 8u << 20;
+  std::unique_ptr<char[]> group_arena_block_ =
+      std::make_unique_for_overwrite<char[]>(kGroupArenaBlockBytes);
+  google::protobuf::ArenaOptions group_arena_options_ = [this] {
+    google::protobuf::ArenaOptions options;
+    options.initial_block = group_arena_block_.get();
+    options.initial_block_size = kGroupArenaBlockBytes;
+    options.max_block_size = 4u << 20;
+    return options;
+  }();
   // Held by Append and by DropBefore while it deletes flows, so a flow updated while it is
   // dropped cannot lose the update.
   std::mutex drop_mutex_;
@@ -237,9 +259,16 @@ Result<std::unique_ptr<FlowStore>> RocksFlowStore::Open(const FlowStoreOptions& 
   db_options.max_background_jobs = 2;
 
   rocksdb::ColumnFamilyOptions base;
-  // LZ4 is cheap enough for the ingest path and is in Debian's librocksdb build.
+  // LZ4 is cheap enough for the ingest path and is in Debian's librocksdb build. It stays
+  // on at the bottom level too: history queries decompress every block of a range they
+  // scan, and ZSTD there cost a third of a scan's time for a few tens of percent of disk.
   base.compression = rocksdb::kLZ4Compression;
-  base.bottommost_compression = rocksdb::kZSTD;
+  base.bottommost_compression = rocksdb::kLZ4Compression;
+  // Block checksums in XXH3: Debian's librocksdb computes CRC32C without the CPU's
+  // instruction, which made checksums a visible part of every flush on the ingest path.
+  rocksdb::BlockBasedTableOptions table_options;
+  table_options.checksum = rocksdb::kXXH3;
+  base.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   rocksdb::ColumnFamilyOptions flows_options = base;
   flows_options.merge_operator = std::make_shared<FlowRecordMergeOperator>();
   rocksdb::ColumnFamilyOptions rollups_options = base;
@@ -349,8 +378,11 @@ Status RocksFlowStore::AppendGroup(std::vector<AppendItem>& items, bool want_sto
   std::unordered_map<std::string, AgentUpdate> agents;
   std::unordered_map<std::string, uint64_t> marks;  // mark key -> high-water after the group
   // Flow deltas folded per flow (the merge operator is associative): one operand per flow
-  // and group instead of one per event.
-  std::unordered_map<std::string, v1::FlowRecord> flows;
+  // and group instead of one per event. The records live in an arena dropped with the
+  // group: building and freeing a record per flow through malloc cost more than the rest.
+  google::protobuf::Arena arena(group_arena_options_);
+  std::unordered_map<std::string, v1::FlowRecord*> flows;
+  std::string flow_key;
   uint64_t sequence;
   {
     std::lock_guard lock(mutex_);
@@ -434,13 +466,20 @@ Status RocksFlowStore::AppendGroup(std::vector<AppendItem>& items, bool want_sto
       EncodeStoredEvent(sequence, item.received_at_ms, agent_bytes, event, &buffer);
       FLOWGATE_RETURN_IF_ERROR(FromRocks(batch.Put(events_, EncodeBigEndian(sequence), buffer),
                                          "building a write batch"));
-      if (std::optional<v1::FlowRecord> delta = FlowRecordDelta(agent, event)) {
-        auto [flow, added] = flows.try_emplace(JoinKey(agent.id(), delta->counters().digest()));
+      if (const std::string* digest = FlowEventDigest(event)) {
+        flow_key.assign(agent.id());
+        flow_key += '\0';
+        flow_key += *digest;
+        auto [flow, added] = flows.try_emplace(flow_key, nullptr);
         if (added) {
-          flow->second = std::move(*delta);
-        } else {
-          MergeFlowRecord(*delta, &flow->second);
+          flow->second = google::protobuf::Arena::CreateMessage<v1::FlowRecord>(&arena);
+          // Only what identifies the agent: its status and version belong to the registry.
+          v1::AgentIdentity* flow_agent = flow->second->mutable_agent();
+          flow_agent->set_id(agent.id());
+          flow_agent->set_name(agent.name());
+          flow_agent->set_site(agent.site());
         }
+        FoldFlowEvent(event, flow->second);
       }
       rollup_sums_.Add(agent.id(), event, item.received_at_ms);
       if (event.has_agent_status()) *record.mutable_last_status() = event.agent_status();
@@ -460,20 +499,37 @@ Status RocksFlowStore::AppendGroup(std::vector<AppendItem>& items, bool want_sto
   // written (and not dropped since) need not be written again.
   std::vector<std::pair<const std::string*, uint64_t>> indexed;
   std::vector<const std::string*> purged;
-  for (const auto& [key, flow] : flows) {
-    flow.SerializeToString(&buffer);
+  // Flows and index entries go into the batch in key order: the memtable inserts a run of
+  // ascending keys from where the previous one went instead of searching its skip list from
+  // the top each time, which (with keys sharing the agent id) was half the write's cost.
+  std::vector<std::pair<const std::string*, v1::FlowRecord*>> sorted_flows;
+  sorted_flows.reserve(flows.size());
+  for (const auto& [key, flow] : flows) sorted_flows.emplace_back(&key, flow);
+  std::sort(sorted_flows.begin(), sorted_flows.end(),
+            [](const auto& a, const auto& b) { return *a.first < *b.first; });
+  std::vector<std::string> activity_keys;
+  for (const auto& [key_pointer, flow] : sorted_flows) {
+    const std::string& key = *key_pointer;
+    const uint64_t last_ms = FlowActivityOf(*flow).last_ms;
+    if (flow->purge_reason() != v1::PURGE_REASON_UNSPECIFIED) purged.push_back(&key);
+    StripFlowKeyFields(flow);
+    flow->SerializeToString(&buffer);
     FLOWGATE_RETURN_IF_ERROR(FromRocks(batch.Merge(flows_, key, buffer), "building a write batch"));
-    if (flow.purge_reason() != v1::PURGE_REASON_UNSPECIFIED) purged.push_back(&key);
-    const uint64_t last_ms = FlowActivityOf(flow).last_ms;
     if (last_ms == 0) continue;
     const uint64_t minute = last_ms / kActivityBucketMs * kActivityBucketMs;
     if (auto known = indexed_minute_.find(key);
         known != indexed_minute_.end() && known->second >= minute) {
       continue;
     }
-    FLOWGATE_RETURN_IF_ERROR(
-        FromRocks(batch.Put(activity_, ActivityKey(minute, key), ""), "building a write batch"));
+    activity_keys.push_back(ActivityKey(minute, key));
     indexed.emplace_back(&key, minute);
+  }
+  // Ordered by flow already; by minute first only when the group spans minutes.
+  if (!std::is_sorted(activity_keys.begin(), activity_keys.end())) {
+    std::sort(activity_keys.begin(), activity_keys.end());
+  }
+  for (const std::string& key : activity_keys) {
+    FLOWGATE_RETURN_IF_ERROR(FromRocks(batch.Put(activity_, key, ""), "building a write batch"));
   }
   for (const auto& [mark_key, mark] : marks) {
     FLOWGATE_RETURN_IF_ERROR(
@@ -541,6 +597,22 @@ Status RocksFlowStore::ScanFlows(const std::function<bool(const v1::FlowRecord&)
 
 Status RocksFlowStore::ScanActiveFlows(uint64_t from_ms, uint64_t to_ms,
                                        const std::function<bool(const v1::FlowRecord&)>& visit) {
+  Status failed = Status::Ok();
+  FLOWGATE_RETURN_IF_ERROR(
+      ScanMatchingFlows({.from_ms = from_ms, .to_ms = to_ms}, [&](ScannedFlow& flow) {
+        const v1::FlowRecord* whole = flow.whole();
+        if (whole == nullptr) {
+          failed = Status::Corruption("flow record does not parse");
+          return false;
+        }
+        return visit(*whole);
+      }));
+  return failed;
+}
+
+Status RocksFlowStore::ScanMatchingFlows(const FlowScan& scan,
+                                         const std::function<bool(ScannedFlow&)>& visit) {
+  const uint64_t from_ms = scan.from_ms, to_ms = scan.to_ms;
   // One snapshot for the index and the flows, so a flow seen in the index is read as of the
   // same write.
   const rocksdb::Snapshot* snapshot = db_->GetSnapshot();
@@ -551,6 +623,24 @@ Status RocksFlowStore::ScanActiveFlows(uint64_t from_ms, uint64_t to_ms,
   } release{db_.get(), snapshot};
   rocksdb::ReadOptions read;
   read.snapshot = snapshot;
+  // Flows are decided on their summary (times and the fields a filter reads, decoded from
+  // the stored bytes); only those the visitor asks for are parsed whole.
+  // Most flows of a range scan fall outside it: they are dropped on their times before
+  // anything is copied.
+  FlowSummaryView view;
+  v1::FlowRecord summary, scratch;
+  bool more = true;
+  auto offer = [&](std::string_view bytes) -> Status {
+    if (!ReadFlowSummary(bytes, &view)) return Status::Corruption("flow record does not parse");
+    if (!ActivityIn(view.activity(), from_ms, to_ms)) return Status::Ok();
+    CopyFlowSummary(view, &summary);
+    if (scan.filter != nullptr && !scan.filter->Matches(FilterSubject::FromFlow(summary))) {
+      return Status::Ok();
+    }
+    ScannedFlow flow(summary, bytes, &scratch);
+    more = visit(flow);
+    return Status::Ok();
+  };
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, activity_));
   it->SeekToFirst();
   const std::string from_key = EncodeBigEndian(from_ms / kActivityBucketMs * kActivityBucketMs);
@@ -572,19 +662,8 @@ Status RocksFlowStore::ScanActiveFlows(uint64_t from_ms, uint64_t to_ms,
     bulk.fill_cache = false;  // one pass over everything: keep the cache for point reads
     bulk.readahead_size = 2 << 20;
     std::unique_ptr<rocksdb::Iterator> flows(db_->NewIterator(bulk, flows_));
-    v1::FlowRecord flow;
-    for (flows->SeekToFirst(); flows->Valid(); flows->Next()) {
-      // Flows outside the range are dropped on their times alone, before a full parse.
-      const std::string_view bytes = flows->value().ToStringView();
-      if (std::optional<FlowActivity> activity = SerializedFlowActivity(bytes);
-          activity &&
-          (activity->last_ms < from_ms || (to_ms != 0 && activity->first_ms >= to_ms))) {
-        continue;
-      }
-      if (!ParseFlowRecordReusing(bytes, &flow)) {
-        return Status::Corruption("flow record does not parse");
-      }
-      if (FlowActiveIn(flow, from_ms, to_ms) && !visit(flow)) break;
+    for (flows->SeekToFirst(); flows->Valid() && more; flows->Next()) {
+      FLOWGATE_RETURN_IF_ERROR(offer(flows->value().ToStringView()));
     }
     return FromRocks(flows->status(), "scanning flows");
   }
@@ -594,8 +673,6 @@ Status RocksFlowStore::ScanActiveFlows(uint64_t from_ms, uint64_t to_ms,
   std::vector<rocksdb::Slice> slices;
   std::vector<rocksdb::PinnableSlice> values;
   std::vector<rocksdb::Status> statuses;
-  v1::FlowRecord record;
-  bool more = true;
   // Flows are read in groups with MultiGet: far fewer lookups than one Get per flow.
   auto flush = [&]() -> Status {
     if (keys.empty()) return Status::Ok();
@@ -607,10 +684,7 @@ Status RocksFlowStore::ScanActiveFlows(uint64_t from_ms, uint64_t to_ms,
     for (size_t i = 0; i < keys.size() && more; ++i) {
       if (statuses[i].IsNotFound()) continue;
       FLOWGATE_RETURN_IF_ERROR(FromRocks(statuses[i], "reading an indexed flow"));
-      if (!ParseFlowRecordReusing(values[i].ToStringView(), &record)) {
-        return Status::Corruption("flow record does not parse");
-      }
-      if (FlowActiveIn(record, from_ms, to_ms)) more = visit(record);
+      FLOWGATE_RETURN_IF_ERROR(offer(values[i].ToStringView()));
     }
     keys.clear();
     return Status::Ok();
