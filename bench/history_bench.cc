@@ -3,15 +3,17 @@
 // beside the same question answered from raw flows, and Subscribe throughput to one gRPC
 // client over loopback.
 //
-// Usage: flowgate_history_bench [--flows N] [--repeats N] [--scan-repeats N]. Default: 1,000,000
-// flows (the issue's 10 million take too long to load on a 2-core machine for a routine bench run).
+// Usage: flowgate_history_bench [--flows N] [--repeats N] [--scan-repeats N] [--store DIR].
+// Default: 1,000,000 flows (the issue asks for 10 million: --flows 10000000).
 // The scan rate is measured twice: right after loading (flows still hold unmerged merge
 // operands in the memtable and L0) and after a full compaction, which is what a store
 // that has been running for a day looks like; the other query figures use the compacted
 // store. Each figure is one JSON object per line (bench_report.h).
 #include <grpcpp/grpcpp.h>
 
+#include <time.h>
 #include <unistd.h>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -40,24 +42,45 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
+double ThreadCpuSeconds() {
+  timespec now{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
+  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
+}
+
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "flowgate_history_bench: %s\n", what.c_str());
   std::exit(1);
 }
 
-// One `flow` event and one `flow_stats` per flow, flows spread over 24 hours.
+// One `flow` event and one `flow_stats` per flow, flows spread over 24 hours. Batches go to
+// the store in groups of kGroupBatches (AppendBatch: one write per group, as the gateway's
+// ingest commits them), and progress is printed to stderr every tenth of the way.
 void Fill(storage::FlowStore& store, uint64_t flows) {
   static const char* kApps[] = {"YouTube", "Netflix",  "Zoom",  "WhatsApp", "Unknown",
                                 "Google",  "Facebook", "Teams", "Spotify",  "TikTok"};
-  std::vector<v1::Envelope> envelopes(kAgents);
+  constexpr size_t kGroupBatches = 16;
+  std::vector<v1::AgentIdentity> agents(kAgents);
   for (int a = 0; a < kAgents; ++a) {
-    v1::AgentIdentity* agent = envelopes[static_cast<size_t>(a)].mutable_agent();
-    agent->set_id("agent-id-" + std::to_string(a));
-    agent->set_boot_id("boot-" + std::to_string(a));
-    agent->set_name("agent-" + std::to_string(a));
-    agent->set_site("site-" + std::to_string(a % 3));
+    v1::AgentIdentity& agent = agents[static_cast<size_t>(a)];
+    agent.set_id("agent-id-" + std::to_string(a));
+    agent.set_boot_id("boot-" + std::to_string(a));
+    agent.set_name("agent-" + std::to_string(a));
+    agent.set_site("site-" + std::to_string(a % 3));
   }
+  std::vector<v1::Envelope> envelopes(kAgents);
   std::vector<uint64_t> sequence(kAgents, 0);
+  std::vector<storage::AppendItem> group;
+  auto commit = [&] {
+    if (group.empty()) return;
+    if (Status status = store.AppendBatch(group, false); !status.ok()) Die(status.message());
+    for (const storage::AppendItem& item : group) {
+      if (!item.result.ok()) Die(item.result.status().message());
+    }
+    group.clear();
+  };
+  const Clock::time_point start = Clock::now();
+  uint64_t next_report = flows / 10;
   for (uint64_t n = 0; n < flows; ++n) {
     const size_t a = n % kAgents;
     v1::Envelope& envelope = envelopes[a];
@@ -88,12 +111,23 @@ void Fill(storage::FlowStore& store, uint64_t flows) {
     c->set_local_packets(c->total_packets() / 2);
     c->set_other_packets(c->total_packets() - c->local_packets());
     if (static_cast<size_t>(envelope.events_size()) >= kBatch || n + kAgents >= flows) {
+      *envelope.mutable_agent() = agents[a];
       envelope.set_sequence(++sequence[a]);
-      Result<storage::AppendResult> appended = store.Append(envelope, first, nullptr);
-      if (!appended.ok()) Die(appended.status().message());
-      envelope.clear_events();
+      storage::AppendItem& item = group.emplace_back();
+      item.envelope.Swap(&envelope);
+      item.received_at_ms = first;
+      if (group.size() == kGroupBatches) commit();
+    }
+    if (n + 1 == next_report) {
+      const double seconds = SecondsSince(start);
+      std::fprintf(stderr, "loading: %llu of %llu flows (%.0f%%) in %.1f s, %.0f flows/s\n",
+                   static_cast<unsigned long long>(n + 1), static_cast<unsigned long long>(flows),
+                   100.0 * static_cast<double>(n + 1) / static_cast<double>(flows), seconds,
+                   static_cast<double>(n + 1) / seconds);
+      next_report += std::max<uint64_t>(flows / 10, 1);
     }
   }
+  commit();
 }
 
 Filter MustParse(const std::string& text) {
@@ -106,22 +140,29 @@ int Main(int argc, char** argv) {
   uint64_t flows = 1'000'000;
   int repeats = 21;
   int scan_repeats = 3;
+  std::string kept_store;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (std::strcmp(argv[i], "--flows") == 0) flows = std::strtoull(argv[i + 1], nullptr, 10);
     if (std::strcmp(argv[i], "--repeats") == 0) repeats = std::atoi(argv[i + 1]);
     // More scans of the compacted store, e.g. to profile them.
     if (std::strcmp(argv[i], "--scan-repeats") == 0) scan_repeats = std::atoi(argv[i + 1]);
+    // Keep the store in DIR and reuse it when it already holds --flows flows, so that
+    // query figures can be measured (and profiled) again without loading it again.
+    if (std::strcmp(argv[i], "--store") == 0) kept_store = argv[i + 1];
   }
-  const std::string dir = (std::filesystem::temp_directory_path() /
-                           ("flowgate-history-bench-" + std::to_string(::getpid())))
-                              .string();
+  const std::string dir = !kept_store.empty()
+                              ? kept_store
+                              : (std::filesystem::temp_directory_path() /
+                                 ("flowgate-history-bench-" + std::to_string(::getpid())))
+                                    .string();
   struct Cleanup {
     std::string path;
     ~Cleanup() {
+      if (path.empty()) return;
       std::error_code ignored;
       std::filesystem::remove_all(path, ignored);
     }
-  } cleanup{dir};
+  } cleanup{kept_store.empty() ? dir : ""};
   storage::FlowStoreOptions store_options;
   store_options.path = dir;
   Result<std::unique_ptr<storage::FlowStore>> opened = storage::OpenRocksFlowStore(store_options);
@@ -129,10 +170,19 @@ int Main(int argc, char** argv) {
   storage::FlowStore& store = **opened;
 
   Clock::time_point start = Clock::now();
-  Fill(store, flows);
-  std::fprintf(stderr, "%llu flows (%llu events) stored in %.1f s\n",
-               static_cast<unsigned long long>(flows),
-               static_cast<unsigned long long>(store.last_sequence()), SecondsSince(start));
+  if (store.last_sequence() == 0) {
+    Fill(store, flows);
+    std::fprintf(stderr, "%llu flows (%llu events) stored in %.1f s\n",
+                 static_cast<unsigned long long>(flows),
+                 static_cast<unsigned long long>(store.last_sequence()), SecondsSince(start));
+  } else if (store.last_sequence() != 2 * flows) {
+    Die(dir + " holds another data set (" + std::to_string(store.last_sequence()) +
+        " events); pass its --flows or an empty --store");
+  }
+  if (Result<uint64_t> bytes = store.DiskBytes(); bytes.ok()) {
+    std::fprintf(stderr, "store: %.1f MiB on disk after loading\n",
+                 static_cast<double>(*bytes) / (1 << 20));
+  }
 
   // The data set size the figures below were measured at (the issue asks for 10 million).
   Report({"history_flows_stored", static_cast<double>(flows), "flows", true, 1e7, "", 0,
@@ -141,8 +191,9 @@ int Main(int argc, char** argv) {
   // Scan rate: a filter nothing matches makes QueryFlows read every flow of the day.
   const Filter none = MustParse("app == \"none\"");
   auto scan_rate = [&](int runs) {
-    std::vector<double> rates;
+    std::vector<double> rates, cpu_rates;
     for (int r = 0; r < runs; ++r) {
+      const double cpu_start = ThreadCpuSeconds();
       start = Clock::now();
       Result<storage::FlowPage> page =
           storage::QueryFlows(store, {.window = {kStartMs, kStartMs + kDayMs + 60'000},
@@ -152,13 +203,24 @@ int Main(int argc, char** argv) {
                                       .page_token = ""});
       if (!page.ok()) Die(page.status().message());
       rates.push_back(static_cast<double>(flows) / SecondsSince(start));
+      cpu_rates.push_back(static_cast<double>(flows) / (ThreadCpuSeconds() - cpu_start));
     }
+    // On a shared machine the wall-clock rate moves with the load; the scan runs on this
+    // thread, so its CPU time says what the scan itself costs.
+    std::fprintf(stderr, "scan: %.0f flows/s wall, %.0f flows/s of this thread's CPU time\n",
+                 Median(rates), Median(cpu_rates));
     return Median(rates);
   };
-  const double fresh_rate = scan_rate(3);
+  // Once: the uncompacted store scans slowly, and at 10 million flows three passes cost
+  // minutes.
+  const double fresh_rate = scan_rate(1);
   start = Clock::now();
   if (Status compacted = store.CompactAll(); !compacted.ok()) Die(compacted.message());
   std::fprintf(stderr, "compacted in %.1f s\n", SecondsSince(start));
+  if (Result<uint64_t> bytes = store.DiskBytes(); bytes.ok()) {
+    std::fprintf(stderr, "store: %.1f MiB on disk compacted\n",
+                 static_cast<double>(*bytes) / (1 << 20));
+  }
   Report({"history_query_scan_flows_per_s_uncompacted", fresh_rate, "flows/s", true, 1e6, "", 0,
           std::nullopt});
   Report({"history_query_scan_flows_per_s", scan_rate(std::max(scan_repeats, repeats / 7)),
@@ -226,7 +288,10 @@ int Main(int argc, char** argv) {
   Report({"history_top_24h_rollups_ms", Median(rollup_ms), "ms", false, 100,
           "history_top_24h_raw_ms", raw_median, 1.0 / 50});
 
-  // Subscribe: one client over loopback reads the whole log from the start.
+  // Subscribe: one client over loopback reads the log from the start: all of it, or the
+  // first kSubscribeEvents events of a large store (enough for a steady rate).
+  constexpr uint64_t kSubscribeEvents = 4'000'000;
+  const uint64_t subscribe_events = std::min(store.last_sequence(), kSubscribeEvents);
   gateway::GrpcServerOptions server_options;
   server_options.listen = "127.0.0.1:0";
   Result<std::unique_ptr<gateway::GrpcServer>> server =
@@ -242,7 +307,7 @@ int Main(int argc, char** argv) {
   auto reader = stub->Subscribe(&context, request);
   v1::SubscribeResponse response;
   uint64_t received = 0;
-  while (received < store.last_sequence() && reader->Read(&response)) {
+  while (received < subscribe_events && reader->Read(&response)) {
     received += static_cast<uint64_t>(response.events_size());
   }
   const double seconds = SecondsSince(start);

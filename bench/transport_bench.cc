@@ -8,10 +8,12 @@
 // plain text (CURVE's cost is per-message crypto; see the note printed on stderr).
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
+#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -188,7 +190,10 @@ double RunRawRocks(const std::vector<std::vector<v1::Event>>& events, int agents
   rocksdb::Options options;
   options.create_if_missing = true;
   options.compression = rocksdb::kLZ4Compression;
-  options.bottommost_compression = rocksdb::kZSTD;
+  options.bottommost_compression = rocksdb::kLZ4Compression;
+  rocksdb::BlockBasedTableOptions table_options;
+  table_options.checksum = rocksdb::kXXH3;
+  options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table_options));
   options.max_background_jobs = 2;
   rocksdb::DB* raw = nullptr;
   if (!rocksdb::DB::Open(options, (dir.path / "raw").string(), &raw).ok()) std::exit(1);
@@ -222,9 +227,32 @@ double RunRawRocks(const std::vector<std::vector<v1::Event>>& events, int agents
   return static_cast<double>(agents) * kEventsPerAgent / seconds;
 }
 
+// For profiling one part alone: FLOWGATE_BENCH_ONLY=raw|store|transport runs just that
+// part, once per agent count (FLOWGATE_BENCH_AGENTS=1 or 4 picks one), and prints its rate.
+int ProfileOnly(const std::string& part, const std::vector<std::vector<v1::Event>>& events) {
+  const char* agents_env = std::getenv("FLOWGATE_BENCH_AGENTS");
+  for (int agents : {1, 4}) {
+    if (agents_env != nullptr && std::to_string(agents) != agents_env) continue;
+    double rate = 0;
+    if (part == "raw") {
+      rate = RunRawRocks(events, agents);
+    } else if (part == "store") {
+      rate = RunStoreOnly(events, agents, 16);
+    } else if (part == "transport") {
+      rate = RunTransport(agents, events).events_per_s;
+    } else {
+      std::fprintf(stderr, "transport_bench: FLOWGATE_BENCH_ONLY is raw, store or transport\n");
+      return 2;
+    }
+    std::fprintf(stderr, "%s %d agent: %.0f events/s\n", part.c_str(), agents, rate);
+  }
+  return 0;
+}
+
 int Main() {
   std::vector<std::vector<v1::Event>> events;
   for (int a = 0; a < 4; ++a) events.push_back(MakeEvents(kEventsPerAgent, a));
+  if (const char* only = std::getenv("FLOWGATE_BENCH_ONLY")) return ProfileOnly(only, events);
   std::fprintf(stderr,
                "%llu events per agent, batches of %u, median of %d runs; plain text over "
                "loopback TCP, store without fsync (acknowledged batches survive kill -9)\n",
