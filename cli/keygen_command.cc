@@ -22,8 +22,7 @@ int RunKeygenCommand(int argc, char** argv) {
       "are never overwritten.\n\n"
       "Example: flowgate keygen --name gateway --out /etc/flowgate\n"
       "         flowgate keygen --name probe-1 && cat probe-1.pub >> agents.allow");
-  flags.AddString("out", "o", "DIR", "Directory to write into (created if missing)",
-                  &out_dir);
+  flags.AddString("out", "o", "DIR", "Directory to write into (created if missing)", &out_dir);
   flags.AddString("name", "n", "NAME", "Base name of the key files, e.g. gateway or probe-1",
                   &name);
   std::optional<int> exit_code = ParseMainFlags(flags, argc, argv, [&]() -> Status {

@@ -93,10 +93,10 @@ struct StoreHealth {
   uint64_t memtable_bytes = 0;            // all memtables, active and immutable
   uint64_t pending_compaction_bytes = 0;  // estimated bytes compaction still has to rewrite
   uint64_t running_compactions = 0;
-  uint64_t write_slowdowns = 0;           // writes delayed by a stall condition, since open
-  uint64_t write_stops = 0;               // writes stopped by a stall condition, since open
-  bool write_stopped = false;             // writes are stopped right now
-  uint64_t delayed_write_rate = 0;        // bytes/s writes are held to now (0: not delayed)
+  uint64_t write_slowdowns = 0;     // writes delayed by a stall condition, since open
+  uint64_t write_stops = 0;         // writes stopped by a stall condition, since open
+  bool write_stopped = false;       // writes are stopped right now
+  uint64_t delayed_write_rate = 0;  // bytes/s writes are held to now (0: not delayed)
 };
 
 // What FlowStore::ScanMatchingFlows reads: flows active in [from_ms, to_ms) (to_ms 0: no
