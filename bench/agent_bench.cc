@@ -9,7 +9,6 @@
 #include <ndpi/ndpi_api.h>
 #include <netinet/in.h>
 #include <pcap/pcap.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -17,7 +16,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,6 +29,7 @@
 #include "core/flow_table.h"
 #include "core/local_networks.h"
 #include "export/event_sink.h"
+#include "flowgate/common/identity.h"
 
 namespace flowgate::bench {
 namespace {
@@ -201,13 +200,6 @@ Throughput RunBare(const Corpus& corpus, uint32_t rounds, classify::NdpiModule& 
   return {static_cast<double>(packets) / seconds, static_cast<double>(created) / seconds};
 }
 
-uint64_t ResidentBytes() {
-  std::ifstream statm("/proc/self/statm");
-  uint64_t size = 0, resident = 0;
-  statm >> size >> resident;
-  return resident * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
-}
-
 // A DNS query or answer for name "www.example.com" between 10.a.b.c:port and 192.0.2.53:53.
 std::vector<uint8_t> DnsPacket(uint32_t client, uint16_t port, bool answer) {
   static const uint8_t kQuestion[] = {3,   'w', 'w', 'w', 7,   'e', 'x', 'a', 'm', 'p', 'l',
@@ -255,7 +247,7 @@ double BytesPerFlow(uint32_t count, classify::NdpiModule& ndpi, uint64_t* classi
   options.interfaces = {{"bench0", true}};
   options.max_flows = count;
   options.idle_timeout_ms = options.tcp_idle_timeout_ms = 1ULL << 40;
-  const uint64_t before = ResidentBytes();
+  const uint64_t before = CurrentProcessUsage().resident_bytes;
   agent::FlowTable table(options, local, ndpi, sink);
   capture::DecodedPacket decoded;
   for (uint32_t i = 0; i < count; ++i) {
@@ -269,7 +261,7 @@ double BytesPerFlow(uint32_t count, classify::NdpiModule& ndpi, uint64_t* classi
       }
     }
   }
-  const uint64_t after = ResidentBytes();
+  const uint64_t after = CurrentProcessUsage().resident_bytes;
   *classified = table.stats().detected();
   const double per_flow = static_cast<double>(after - before) / static_cast<double>(table.size());
   return per_flow;

@@ -80,12 +80,13 @@
 #include <nlohmann/json.hpp>
 
 #include "../tests/support/gateway_process.h"
+#include "../tests/support/ndpi_reference.h"
 #include "../tests/support/netifyd_stream.h"
+#include "../tests/support/pcap_file.h"
 #include "../tests/support/process.h"
 #include "../tests/support/temp_dir.h"
 #include "bench_report.h"
 #include "flowgate/common/netifyd_json.h"
-#include "flowgate/common/text_file.h"
 #include "flowgate/v1/flowgate.grpc.pb.h"
 
 namespace flowgate::bench {
@@ -95,11 +96,14 @@ using Clock = std::chrono::steady_clock;
 using testing::BackgroundProcess;
 using testing::BinaryPath;
 using testing::GatewayProcess;
+using testing::PcapFileHeader;
+using testing::PcapRecord;
+using testing::ReadEthernetPcap;
+using testing::SetRecordTime;
 using testing::TempDir;
+using testing::TestdataDir;
 
 constexpr char kProbeName[] = "e2e-latency-probe";
-constexpr uint32_t kLinkTypeEthernet = 1;
-constexpr uint32_t kPcapMagicMicroseconds = 0xa1b2c3d4;
 constexpr uint64_t kFileGapUs = 400'000'000;  // beyond the agent's 300 s TCP idle timeout
 constexpr size_t kPipeBytes = 1u << 20;
 constexpr uint32_t kAgentBatchEvents = 512;    // GatewayClientOptions::batch_max_events
@@ -116,11 +120,6 @@ struct Options {
   bool verbose = false;  // print the agents' logs
 };
 
-std::string TestdataDir() {
-  const char* env = std::getenv("FLOWGATE_TESTDATA");
-  return env != nullptr && *env != '\0' ? env : FLOWGATE_TESTDATA;
-}
-
 double WallMsNow() {
   return std::chrono::duration<double, std::milli>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -129,59 +128,6 @@ double WallMsNow() {
 
 double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// ---- pcap files: classic format, microsecond timestamps, host byte order (little endian).
-
-struct PcapRecordHeader {
-  uint32_t ts_sec;
-  uint32_t ts_usec;
-  uint32_t captured_length;
-  uint32_t wire_length;
-};
-static_assert(sizeof(PcapRecordHeader) == 16);
-
-std::string PcapFileHeader() {
-  const uint32_t words[] = {
-      kPcapMagicMicroseconds, 0x00040002u /* version 2.4 */, 0, 0, 262144 /* snaplen */,
-      kLinkTypeEthernet};
-  return std::string(reinterpret_cast<const char*>(words), sizeof words);
-}
-
-// The records of a classic Ethernet pcap as (time in µs, record bytes with header), or
-// nothing for any other file.
-struct Record {
-  uint64_t time_us;
-  std::string bytes;
-};
-std::optional<std::vector<Record>> ReadEthernetPcap(const std::string& path) {
-  Result<std::string> file = ReadTextFile(path, "capture");  // binary-safe
-  if (!file.ok() || file->size() < 24) return std::nullopt;
-  const std::string& data = *file;
-  uint32_t magic, link_type;
-  std::memcpy(&magic, data.data(), 4);
-  std::memcpy(&link_type, data.data() + 20, 4);
-  if (magic != kPcapMagicMicroseconds || link_type != kLinkTypeEthernet) return std::nullopt;
-  std::vector<Record> records;
-  size_t offset = 24;
-  while (offset + sizeof(PcapRecordHeader) <= data.size()) {
-    PcapRecordHeader header;
-    std::memcpy(&header, data.data() + offset, sizeof header);
-    const size_t size = sizeof header + header.captured_length;
-    if (offset + size > data.size()) break;
-    records.push_back(
-        {uint64_t{header.ts_sec} * 1'000'000 + header.ts_usec, data.substr(offset, size)});
-    offset += size;
-  }
-  return records;
-}
-
-void SetRecordTime(char* record, uint64_t time_us) {
-  PcapRecordHeader header;
-  std::memcpy(&header, record, sizeof header);
-  header.ts_sec = static_cast<uint32_t>(time_us / 1'000'000);
-  header.ts_usec = static_cast<uint32_t>(time_us % 1'000'000);
-  std::memcpy(record, &header, sizeof header);
 }
 
 // One pass over the reference captures, laid end to end; pass k is written with every
@@ -204,14 +150,14 @@ ReplayPass LoadReferencePass(const std::string& pcap_dir) {
   const uint64_t epoch_us = 1'600'000'000'000'000;  // 2020: any fixed time will do
   uint64_t cursor_us = 0;
   for (const std::string& file : files) {
-    std::optional<std::vector<Record>> records = ReadEthernetPcap(file);
+    std::optional<std::vector<PcapRecord>> records = ReadEthernetPcap(file);
     if (!records || records->empty()) continue;
     ++pass.files;
     // Gaps longer than kFileGapUs (a few captures hold stray packets days apart) are cut to
     // it, which expires the same flows; a packet older than the one before keeps its time.
     uint64_t previous_us = records->front().time_us;
     uint64_t t = cursor_us;
-    for (const Record& r : *records) {
+    for (const PcapRecord& r : *records) {
       t += r.time_us > previous_us ? std::min(r.time_us - previous_us, kFileGapUs) : 0;
       previous_us = std::max(previous_us, r.time_us);
       pass.record_offsets.push_back(pass.bytes.size());
@@ -677,7 +623,7 @@ int Run(const Options& options) {
       testing::RunCommand({BinaryPath("flowgate-trafficgen"), "--out", probe_pcap, "--sessions",
                            std::to_string(probe_sessions), "--seed", "8", "--client-net",
                            "10.88.0.0", "--duration", std::to_string(probe_seconds) + "s"});
-  const std::optional<std::vector<Record>> probe_records = ReadEthernetPcap(probe_pcap);
+  const std::optional<std::vector<PcapRecord>> probe_records = ReadEthernetPcap(probe_pcap);
   if (generated.exit_code != 0 || !probe_records || probe_records->empty()) {
     std::fprintf(stderr, "e2e: flowgate-trafficgen failed: %s\n", generated.err.c_str());
     return 1;
@@ -747,7 +693,7 @@ int Run(const Options& options) {
     bool ok = probe.capture->Write(PcapFileHeader(), give_up);
     const uint64_t first_us = probe_records->front().time_us;
     const auto probe_start = Clock::now();
-    for (const Record& r : *probe_records) {
+    for (const PcapRecord& r : *probe_records) {
       if (!ok || load_done) break;
       std::this_thread::sleep_until(probe_start +
                                     std::chrono::microseconds(r.time_us - first_us));  // pacing

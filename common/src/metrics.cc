@@ -2,14 +2,12 @@
 
 #include <microhttpd.h>
 #include <netinet/in.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <charconv>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 
 #include "flowgate/common/identity.h"
 #include "flowgate/common/inet_address.h"
@@ -56,13 +54,6 @@ void AppendValue(double value, std::string* out) {
     const std::to_chars_result end = std::to_chars(buffer, buffer + sizeof buffer, value);
     out->append(buffer, end.ptr);
   }
-}
-
-uint64_t ResidentBytes() {
-  std::ifstream statm("/proc/self/statm");
-  uint64_t size_pages = 0, resident_pages = 0;
-  if (!(statm >> size_pages >> resident_pages)) return 0;
-  return resident_pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
 }
 
 uint64_t OpenFileDescriptors() {
@@ -204,7 +195,7 @@ void AppendProcessMetrics(std::string_view prefix, double uptime_s, PrometheusTe
   out.Gauge(name + "_uptime_seconds", "Seconds since the process started", uptime_s);
   out.Counter("process_cpu_seconds_total", "User and system CPU time spent, in seconds",
               usage.cpu_user_s + usage.cpu_system_s);
-  out.Gauge("process_resident_memory_bytes", "Resident memory size in bytes", ResidentBytes());
+  out.Gauge("process_resident_memory_bytes", "Resident memory size in bytes", usage.resident_bytes);
   out.Gauge("process_max_resident_memory_bytes", "Peak resident memory size in bytes",
             static_cast<double>(usage.maxrss_kb) * 1024);
   out.Gauge("process_open_fds", "Open file descriptors", OpenFileDescriptors());

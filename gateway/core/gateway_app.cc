@@ -386,20 +386,36 @@ class GatewayImpl final : public Gateway {
               });
   }
 
-  void AppendJsonMetrics(PrometheusText& out) const {
-    if (!json_ready_) return;
-    JsonSocketServerStats total;
-    uint64_t queued_bytes = 0;
+  // Every JSON listener's counters summed, and every client, for the status and metrics.
+  struct JsonTotals {
+    JsonSocketServerStats sum;
+    std::vector<JsonClientStats> clients;
+  };
+  JsonTotals JsonSocketTotals() const {
+    JsonTotals totals;
+    if (!json_ready_) return totals;
     for (const JsonServer& group : json_servers_) {
       const JsonSocketServerStats s = group.server->stats();
-      total.clients_connected += s.clients_connected;
-      total.clients_accepted += s.clients_accepted;
-      total.clients_kicked += s.clients_kicked;
-      total.frames_published += s.frames_published;
-      total.frames_dropped += s.frames_dropped;
-      total.bytes_sent += s.bytes_sent;
-      for (const JsonClientStats& c : group.server->client_stats()) queued_bytes += c.queued_bytes;
+      totals.sum.clients_connected += s.clients_connected;
+      totals.sum.clients_accepted += s.clients_accepted;
+      totals.sum.clients_disconnected += s.clients_disconnected;
+      totals.sum.clients_kicked += s.clients_kicked;
+      totals.sum.frames_published += s.frames_published;
+      totals.sum.frames_dropped += s.frames_dropped;
+      totals.sum.bytes_sent += s.bytes_sent;
+      for (JsonClientStats& c : group.server->client_stats()) {
+        totals.clients.push_back(std::move(c));
+      }
     }
+    return totals;
+  }
+
+  void AppendJsonMetrics(PrometheusText& out) const {
+    if (!json_ready_) return;
+    const JsonTotals totals = JsonSocketTotals();
+    const JsonSocketServerStats& total = totals.sum;
+    uint64_t queued_bytes = 0;
+    for (const JsonClientStats& c : totals.clients) queued_bytes += c.queued_bytes;
     out.Gauge("flowgate_gateway_json_clients", "JSON socket clients connected now",
               total.clients_connected);
     out.Counter("flowgate_gateway_json_clients_accepted_total", "JSON socket clients accepted",
@@ -487,21 +503,18 @@ class GatewayImpl final : public Gateway {
       g->set_batches_rejected(in.rejected_malformed + in.rejected_version + in.rejected_too_large);
       g->set_store_failures(in.store_failures);
     }
-    for (size_t i = 0; json_ready_ && i < json_servers_.size(); ++i) {
-      JsonSocketServer* json = json_servers_[i].server.get();
-      const JsonSocketServerStats out = json->stats();
-      g->set_json_clients(g->json_clients() + out.clients_connected);
-      g->set_json_frames_published(g->json_frames_published() + out.frames_published);
-      g->set_json_frames_dropped(g->json_frames_dropped() + out.frames_dropped);
-      g->set_json_clients_kicked(g->json_clients_kicked() + out.clients_kicked);
-      for (const JsonClientStats& c : json->client_stats()) {
-        v1::JsonClientStats* client = g->add_json_client();
-        client->set_id(c.id);
-        client->set_peer(c.peer);
-        client->set_frames_sent(c.frames_sent);
-        client->set_frames_dropped(c.frames_dropped);
-        client->set_queued_bytes(c.queued_bytes);
-      }
+    const JsonTotals json = JsonSocketTotals();
+    g->set_json_clients(json.sum.clients_connected);
+    g->set_json_frames_published(json.sum.frames_published);
+    g->set_json_frames_dropped(json.sum.frames_dropped);
+    g->set_json_clients_kicked(json.sum.clients_kicked);
+    for (const JsonClientStats& c : json.clients) {
+      v1::JsonClientStats* client = g->add_json_client();
+      client->set_id(c.id);
+      client->set_peer(c.peer);
+      client->set_frames_sent(c.frames_sent);
+      client->set_frames_dropped(c.frames_dropped);
+      client->set_queued_bytes(c.queued_bytes);
     }
     {
       std::lock_guard lock(active_mutex_);

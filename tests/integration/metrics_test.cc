@@ -8,8 +8,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <string>
@@ -18,9 +16,11 @@
 
 #include "../support/gateway_process.h"
 #include "../support/ndpi_reference.h"
+#include "../support/pcap_file.h"
 #include "../support/process.h"
 #include "../support/prometheus.h"
 #include "../support/temp_dir.h"
+#include "flowgate/common/text_file.h"
 
 namespace flowgate::testing {
 namespace {
@@ -49,29 +49,12 @@ Scrape ScrapeUntil(const std::string& address, const std::function<bool(const Sc
   return scrape;
 }
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::string bytes(std::filesystem::file_size(path), '\0');
-  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  return bytes;
-}
-
-// Records in a classic (not pcapng) pcap file: what an agent reading it must count.
-uint64_t PcapRecords(const std::string& path) {
-  const std::string bytes = ReadFile(path);
-  uint64_t records = 0;
-  for (size_t at = 24; at + 16 <= bytes.size(); ++records) {
-    uint32_t captured = 0;
-    std::memcpy(&captured, bytes.data() + at + 8, 4);  // little-endian like the host
-    at += 16 + captured;
-  }
-  return records;
-}
-
 TEST(MetricsTest, GatewayAndAgentCountersMoveWithTraffic) {
   TempDir dir;
   const std::string capture = TestdataDir() + "/ndpi-4.2/pcap/zoom.pcap";
-  const uint64_t packets = PcapRecords(capture);
+  const std::optional<std::vector<PcapRecord>> records = ReadEthernetPcap(capture);
+  ASSERT_TRUE(records.has_value()) << capture << " is not a classic Ethernet pcap";
+  const uint64_t packets = records->size();
   ASSERT_GT(packets, 100u) << capture;
   GatewayProcess gateway({"--data-dir", dir.Sub("db"), "--json-socket", dir.Sub("gw.sock"),
                           "--metrics", "127.0.0.1:0"});
@@ -97,8 +80,9 @@ TEST(MetricsTest, GatewayAndAgentCountersMoveWithTraffic) {
                            "--metrics", "127.0.0.1:0"});
   {
     std::ofstream writer(fifo, std::ios::binary);  // opens once the agent opened its end
-    const std::string bytes = ReadFile(capture);
-    writer.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    const Result<std::string> bytes = ReadTextFile(capture, "capture");
+    ASSERT_TRUE(bytes.ok()) << bytes.status().message();
+    writer.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
     writer.flush();
     ASSERT_TRUE(writer.good());
     std::optional<std::string> line =

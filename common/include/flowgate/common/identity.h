@@ -20,6 +20,7 @@ struct ProcessUsage {
   double cpu_user_s = 0;
   double cpu_system_s = 0;
   uint64_t maxrss_kb = 0;
+  uint64_t resident_bytes = 0;  // now (/proc/self/statm); 0 when unknown
 };
 ProcessUsage CurrentProcessUsage();
 
