@@ -17,6 +17,8 @@ BUILD_PACKAGES=(
   libtomlplusplus-dev
   # the --metrics endpoint (Prometheus over HTTP)
   libmicrohttpd-dev
+  # the ClickHouse store talks to ClickHouse's HTTP interface
+  libcurl4-openssl-dev
 )
 # What the tests, the fuzzers, the demo and development add.
 TEST_PACKAGES=(
@@ -27,6 +29,8 @@ TEST_PACKAGES=(
   netcat-openbsd jq tcpreplay iproute2 libndpi-bin
   # the systemd units are checked with systemd-analyze verify
   systemd
+  # the ClickHouse store's tests and benchmark start local ClickHouse servers
+  clickhouse-server clickhouse-client
 )
 PACKAGES=("${BUILD_PACKAGES[@]}")
 # --build-only: what a container image's build stage needs, nothing for tests.

@@ -39,14 +39,32 @@ int main(int argc, char** argv) {
   options.json_sockets.clear();
   FlagParser flags(
       "flowgate-gateway",
-      "flowgate-gateway --data-dir DIR [--agents-listen tcp://HOST:PORT] [--json-socket PATH] "
-      "[options]",
+      "flowgate-gateway {--data-dir DIR | --store clickhouse --clickhouse-url URL...} "
+      "[--agents-listen tcp://HOST:PORT] [--json-socket PATH] [options]",
       "Receives flow events from flowgate agents over ZeroMQ, stores them in RocksDB under\n"
-      "--data-dir, and streams the merged fleet stream in netifyd's JSON socket format:\n"
+      "--data-dir (or in ClickHouse with --store clickhouse), and streams the merged fleet\n"
+      "stream in netifyd's JSON socket format:\n"
       "  nc -U /run/flowgate/flowgate.sock | jq -c 'select(.type==\"flow\")'\n"
       "Stops cleanly on SIGINT or SIGTERM; SIGHUP re-reads the agent allow-list.");
+  flags.AddString("store", "", "rocksdb|clickhouse",
+                  "Where flows are stored: embedded RocksDB in --data-dir, or a ClickHouse server "
+                  "or cluster that several gateways share",
+                  &options.store);
   flags.AddString("data-dir", "", "DIR", "RocksDB directory (created if missing)",
                   &options.data_dir);
+  flags.AddOption("clickhouse-url", "", "URL",
+                  "ClickHouse HTTP interface, http://HOST:PORT; with --clickhouse-cluster once "
+                  "per shard, in the cluster's shard order (repeatable)",
+                  [&options](std::string_view url) {
+                    options.clickhouse_urls.emplace_back(url);
+                    return Status::Ok();
+                  });
+  flags.AddString("clickhouse-cluster", "", "NAME",
+                  "ClickHouse cluster (in the servers' <remote_servers>) to spread flows over; "
+                  "queries read Distributed tables over it",
+                  &options.clickhouse_cluster);
+  flags.AddString("clickhouse-database", "", "NAME", "ClickHouse database of flowgate's tables",
+                  &options.clickhouse_database);
   flags.AddString("agents-listen", "", "ENDPOINT",
                   "ZeroMQ endpoint for agents ('*' as port picks one)", &options.agents_listen);
   flags.AddString("agents-key", "", "FILE",
@@ -145,8 +163,29 @@ int main(int argc, char** argv) {
   flags.AddLogLevel();
   flags.AddConfigFile();
   std::optional<int> exit_code = ParseMainFlags(flags, argc, argv, [&]() -> Status {
-    if (options.data_dir.empty()) {
-      return Status::InvalidArgument("no data dir given: use --data-dir DIR (see --help)");
+    if (options.store == "clickhouse") {
+      if (options.clickhouse_urls.empty()) {
+        return Status::InvalidArgument("--store clickhouse needs --clickhouse-url URL");
+      }
+      if (!options.data_dir.empty() || options.sync_writes) {
+        return Status::InvalidArgument(
+            "--data-dir and --sync-writes are for --store rocksdb; ClickHouse keeps the data");
+      }
+      if (options.max_disk_bytes != 0) {
+        return Status::InvalidArgument(
+            "--max-disk is for --store rocksdb; with ClickHouse use --retention (days are "
+            "dropped whole) and the servers' own storage policies");
+      }
+    } else if (options.store == "rocksdb") {
+      if (options.data_dir.empty()) {
+        return Status::InvalidArgument("no data dir given: use --data-dir DIR (see --help)");
+      }
+      if (!options.clickhouse_urls.empty() || !options.clickhouse_cluster.empty()) {
+        return Status::InvalidArgument("--clickhouse-* flags need --store clickhouse");
+      }
+    } else {
+      return Status::InvalidArgument("--store must be rocksdb or clickhouse, not '" +
+                                     options.store + "'");
     }
     if (!options.agents_plaintext &&
         (options.agents_key_file.empty() || options.agents_allow_file.empty())) {

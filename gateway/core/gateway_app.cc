@@ -16,6 +16,7 @@
 #include "flowgate/common/log.h"
 #include "flowgate/common/metrics.h"
 #include "flowgate/common/netifyd_json.h"
+#include "flowgate/storage/clickhouse_store.h"
 #include "flowgate/storage/flow_store.h"
 #include "flowgate/storage/retention.h"
 #include "ingest/agent_listener.h"
@@ -28,11 +29,26 @@ class GatewayImpl final : public Gateway {
   explicit GatewayImpl(const GatewayOptions& options) : options_(options) {}
   ~GatewayImpl() override { Stop(); }
 
+  std::string JoinedUrls() const {
+    std::string joined;
+    for (const std::string& url : options_.clickhouse_urls) {
+      joined += (joined.empty() ? "" : ", ") + url;
+    }
+    return joined;
+  }
+
   Status Open() {
-    Result<std::unique_ptr<storage::FlowStore>> store = storage::OpenRocksFlowStore(
-        {.path = options_.data_dir,
-         .sync_writes = options_.sync_writes,
-         .offline_after_missed_intervals = options_.agent_offline_after});
+    Result<std::unique_ptr<storage::FlowStore>> store =
+        options_.store == "clickhouse"
+            ? storage::OpenClickHouseFlowStore(
+                  {.urls = options_.clickhouse_urls,
+                   .cluster = options_.clickhouse_cluster,
+                   .database = options_.clickhouse_database,
+                   .offline_after_missed_intervals = options_.agent_offline_after})
+            : storage::OpenRocksFlowStore(
+                  {.path = options_.data_dir,
+                   .sync_writes = options_.sync_writes,
+                   .offline_after_missed_intervals = options_.agent_offline_after});
     if (!store.ok()) return store.status();
     store_ = std::move(store).value();
 
@@ -105,8 +121,14 @@ class GatewayImpl final : public Gateway {
       }
     }
     Log(LogLevel::kInfo, "gateway",
-        "store at " + options_.data_dir + " holds " + std::to_string(store_->last_sequence()) +
-            " events");
+        options_.store == "clickhouse"
+            ? "store: ClickHouse at " + JoinedUrls() +
+                  (options_.clickhouse_cluster.empty()
+                       ? std::string()
+                       : " (cluster " + options_.clickhouse_cluster + ")") +
+                  ", database " + options_.clickhouse_database
+            : "store at " + options_.data_dir + " holds " +
+                  std::to_string(store_->last_sequence()) + " events");
     // Last to start and first to stop: a scrape may then read every other component.
     if (!options_.metrics_listen.empty()) {
       Result<std::unique_ptr<MetricsServer>> metrics =
@@ -556,7 +578,7 @@ class GatewayImpl final : public Gateway {
 }  // namespace
 
 Result<std::unique_ptr<Gateway>> Gateway::Start(const GatewayOptions& options) {
-  if (options.data_dir.empty())
+  if (options.store != "clickhouse" && options.data_dir.empty())
     return Status::InvalidArgument("no data dir given: use --data-dir DIR");
   auto gateway = std::make_unique<GatewayImpl>(options);
   FLOWGATE_RETURN_IF_ERROR(gateway->Open());

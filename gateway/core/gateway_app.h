@@ -14,8 +14,18 @@
 namespace flowgate::gateway {
 
 struct GatewayOptions {
-  // RocksDB directory. REQUIRED.
+  // Where flows are stored: "rocksdb" (embedded, in data_dir) or "clickhouse" (a server or
+  // cluster shared by several gateways). Default: "rocksdb".
+  std::string store = "rocksdb";
+  // RocksDB directory. REQUIRED with the RocksDB store.
   std::string data_dir;
+  // ClickHouse: HTTP URL of the server, or of each shard of `clickhouse_cluster` (in the
+  // cluster's shard order). REQUIRED with the ClickHouse store.
+  std::vector<std::string> clickhouse_urls;
+  // ClickHouse cluster (from the servers' <remote_servers>) to spread flows over. Default: none.
+  std::string clickhouse_cluster;
+  // ClickHouse database of flowgate's tables. Default: "flowgate".
+  std::string clickhouse_database = "flowgate";
   // ZeroMQ endpoint for agents. Default: tcp://127.0.0.1:7151.
   std::string agents_listen = "tcp://127.0.0.1:7151";
   // CURVE for agents: the gateway's key pair file and the allow-list of agent public keys

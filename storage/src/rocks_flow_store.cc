@@ -28,6 +28,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "agent_registry.h"
 #include "flow_record_merge.h"
 #include "flow_wire.h"
 #include "flowgate/storage/flow_store.h"
@@ -419,40 +420,10 @@ Status RocksFlowStore::AppendGroup(std::vector<AppendItem>& items, bool want_sto
       }
     }
     v1::AgentRecord& record = update.record;
-    record.set_batches_received(record.batches_received() + 1);
-
-    AppendResult result;
-    // Batches of a boot are applied strictly in order, so the mark alone tells what was
-    // applied. A gap is accepted only when the agent says it holds nothing below this batch
-    // (resend_floor == sequence): whatever is missing it gave up on, so skipping it can
-    // never skip something it will still resend.
-    const bool next_in_order = envelope.sequence() == mark + 1;
-    const bool gap_given_up = envelope.resend_floor() == envelope.sequence();
-    if (envelope.sequence() > mark && !next_in_order && !gap_given_up) {
-      result.outcome = AppendOutcome::kOutOfOrder;
-      result.expected_sequence = mark + 1;
-      // Counted in memory only: nothing is written for a batch that will come again.
-      if (!record.has_identity()) *record.mutable_identity() = agent;
-      record.set_batches_out_of_order(record.batches_out_of_order() + 1);
-      item.result = result;
-      continue;
-    }
-    update.persist = true;
-    if (record.first_seen_ms() == 0) record.set_first_seen_ms(item.received_at_ms);
-    record.set_last_seen_ms(item.received_at_ms);
-    if (envelope.sequence() <= mark) {
-      result.outcome = AppendOutcome::kDuplicate;
-      record.set_batches_duplicate(record.batches_duplicate() + 1);
-      item.result = result;
-      continue;
-    }
-    result.missing_before = envelope.sequence() - mark - 1;
-    *record.mutable_identity() = agent;
-    record.set_batches_applied(record.batches_applied() + 1);
-    record.set_events_applied(record.events_applied() +
-                              static_cast<uint64_t>(envelope.events_size()));
-    record.set_sequence_gaps(record.sequence_gaps() + result.missing_before);
-    record.set_high_water_sequence(envelope.sequence());
+    const BatchVerdict verdict = JudgeBatch(envelope, mark, item.received_at_ms, &record);
+    item.result = verdict.result;
+    update.persist = update.persist || verdict.persist;
+    if (!verdict.apply) continue;
     marks[mark_key] = envelope.sequence();
 
     // Only what identifies the agent is stored with each event, encoded once per batch.
@@ -492,7 +463,6 @@ Status RocksFlowStore::AppendGroup(std::vector<AppendItem>& items, bool want_sto
       }
       ++sequence;
     }
-    item.result = result;
   }
 
   // The time index needs an entry for each flow's last-activity minute; one already
@@ -896,24 +866,11 @@ Result<std::vector<v1::AgentRecord>> RocksFlowStore::ListAgents() {
   std::lock_guard lock(mutex_);
   std::vector<v1::AgentRecord> agents;
   agents.reserve(registry_.size());
-  const uint64_t now_ms =
-      static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                std::chrono::system_clock::now().time_since_epoch())
-                                .count());
+  const uint64_t now_ms = WallClockMs();
   for (const auto& [id, record] : registry_) {
-    v1::AgentRecord& out = agents.emplace_back(record);
-    // Online is judged when asked: an agent that said goodbye (final status) is offline at
-    // once; otherwise after `offline_after_missed_intervals` status intervals of silence.
-    const uint64_t interval_ms =
-        std::max<uint64_t>(record.last_status().update_interval(), 1) * 1000;
-    out.set_online(!record.last_status().final() &&
-                   now_ms - std::min(now_ms, record.last_seen_ms()) <=
-                       interval_ms * options_.offline_after_missed_intervals);
+    SetOnline(now_ms, options_.offline_after_missed_intervals, &agents.emplace_back(record));
   }
-  std::sort(agents.begin(), agents.end(), [](const v1::AgentRecord& a, const v1::AgentRecord& b) {
-    return std::tie(a.identity().name(), a.identity().id()) <
-           std::tie(b.identity().name(), b.identity().id());
-  });
+  SortAgents(&agents);
   return agents;
 }
 
@@ -924,13 +881,7 @@ Status RocksFlowStore::RecordRejection(const v1::AgentIdentity& agent, const std
   {
     std::lock_guard lock(mutex_);
     v1::AgentRecord& record = registry_[agent.id()];
-    if (!record.has_identity()) *record.mutable_identity() = agent;
-    if (record.first_seen_ms() == 0) record.set_first_seen_ms(received_at_ms);
-    record.set_last_seen_ms(received_at_ms);
-    if (!address.empty()) record.set_address(address);
-    record.set_batches_received(record.batches_received() + 1);
-    record.set_batches_rejected(record.batches_rejected() + 1);
-    (*record.mutable_rejected_by_reason())[reason] += 1;
+    CountRejection(agent, reason, address, received_at_ms, &record);
     record.SerializeToString(&value);
   }
   rocksdb::WriteOptions write_options;

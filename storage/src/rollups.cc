@@ -22,6 +22,17 @@ char DimensionByte(RollupDimension dimension) {
   }
 }
 
+RollupDimension DimensionOfByte(char byte) {
+  switch (byte) {
+    case 'p':
+      return RollupDimension::kProtocol;
+    case 'h':
+      return RollupDimension::kHost;
+    default:
+      return RollupDimension::kApplication;
+  }
+}
+
 void AppendBigEndian(uint64_t value, std::string* out) {
   for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(value >> shift));
 }
@@ -172,8 +183,34 @@ Status RollupAccumulator::Flush(rocksdb::WriteBatch* batch, rocksdb::ColumnFamil
     }
   }
   pending_.clear();
-  if (known_.size() > kMaxKnownFlows) known_.clear();
+  ForgetSomeIfFull();
   return status;
+}
+
+void RollupAccumulator::ForgetSomeIfFull() {
+  if (known_.size() > kMaxKnownFlows) known_.clear();
+}
+
+void RollupAccumulator::Drain(const std::function<void(RollupDimension, const RollupRow&)>& take) {
+  RollupRow row;
+  for (const auto& [key, counters] : pending_) {
+    const std::string_view rest = std::string_view(key).substr(9);
+    const size_t separator = rest.find('\0');
+    row.minute_ms = ReadBigEndian(key.data() + 1);
+    row.agent_id = rest.substr(0, separator);
+    row.value = rest.substr(separator + 1);
+    row.counters = counters;
+    take(DimensionOfByte(key[0]), row);
+  }
+  pending_.clear();
+  ForgetSomeIfFull();
+}
+
+bool RollupAccumulator::Knows(const std::string& agent_id, const std::string& digest) {
+  key_ = agent_id;
+  key_ += '\0';
+  key_ += digest;
+  return known_.contains(key_);
 }
 
 std::shared_ptr<rocksdb::MergeOperator> NewRollupMergeOperator() {

@@ -70,11 +70,17 @@ class RollupAccumulator {
   void Add(const std::string& agent_id, const v1::Event& event, uint64_t received_at_ms);
   // Adds the pending sums to `batch` as Merge operands of `family` and forgets them.
   [[nodiscard]] Status Flush(rocksdb::WriteBatch* batch, rocksdb::ColumnFamilyHandle* family);
+  // Hands each pending sum to `take` as a row of its dimension (the row's views are valid
+  // during the call) and forgets them: for stores that write rollup rows themselves.
+  void Drain(const std::function<void(RollupDimension, const RollupRow&)>& take);
   // Forgets pending sums (the batch they were for is not written).
   void Discard() { pending_.clear(); }
+  // True when the dimensions of flow (agent id, digest) are known without asking `lookup`.
+  bool Knows(const std::string& agent_id, const std::string& digest);
 
  private:
   const FlowDimensions& DimensionsOf(const std::string& agent_id, const std::string& digest);
+  void ForgetSomeIfFull();
   void AddTo(const std::string& agent_id, const FlowDimensions& dimensions, uint64_t at_ms,
              const RollupCounters& counters);
 

@@ -1,0 +1,44 @@
+// The delivery rules a store applies to each agent batch and the registry record they keep,
+// shared by every FlowStore so that each backend judges batches and lists agents alike.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "flowgate/storage/flow_store.h"
+
+namespace flowgate::storage {
+
+// What becomes of one batch.
+struct BatchVerdict {
+  AppendResult result;
+  bool apply = false;    // kApplied: write its events and advance the mark to its sequence
+  bool persist = false;  // the registry record changed in a way worth writing
+};
+
+// Judges `envelope` (its agent id, boot id and sequence already checked non-empty) against
+// its agent boot's high-water `mark` and counts it in `*record`: batches of a boot apply
+// strictly in order, so the mark alone tells what was applied; a batch at or below it is a
+// duplicate; a gap is accepted only when the agent says it holds nothing below this batch
+// (resend_floor == sequence): whatever is missing it gave up on, so skipping it can never
+// skip something it will still resend. Out-of-order batches are counted but not persisted
+// (nothing is written for a batch that will come again).
+BatchVerdict JudgeBatch(const v1::Envelope& envelope, uint64_t mark, uint64_t received_at_ms,
+                        v1::AgentRecord* record);
+
+// Counts a batch of `agent` refused by ingest for `reason`, from peer `address` ("" unknown).
+void CountRejection(const v1::AgentIdentity& agent, const std::string& reason,
+                    const std::string& address, uint64_t received_at_ms, v1::AgentRecord* record);
+
+// Online is judged when asked: an agent that said goodbye (final status) is offline at once;
+// otherwise after `offline_after_missed_intervals` status intervals without a batch.
+void SetOnline(uint64_t now_ms, uint32_t offline_after_missed_intervals, v1::AgentRecord* record);
+
+// ListAgents order: by name, then id.
+void SortAgents(std::vector<v1::AgentRecord>* agents);
+
+// Milliseconds since the epoch, by the system clock.
+uint64_t WallClockMs();
+
+}  // namespace flowgate::storage

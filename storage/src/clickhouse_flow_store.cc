@@ -1,0 +1,867 @@
+// ClickHouse implementation of FlowStore.
+//
+// Tables, in options.database. Without a cluster each is a MergeTree table on the one
+// server; with one, each shard holds <name>_local and every server a Distributed table
+// <name> over the cluster, which queries read. An agent's rows all go to one shard.
+//   flow_parts  per flow and applied batch, the batch's contribution to the flow: a
+//               FlowRecord merge operand exactly as the RocksDB store merges (without the
+//               key's fields), the batch identity (agent, boot, sequence), the arrival
+//               time, the part's activity times and the dimensions of its metadata.
+//               Partitioned by the day of the part's last activity, so retention drops days.
+//   rollups     per-minute sums (see rollups.h) per applied batch; by day of the minute.
+//   marks       (agent, boot) -> the highest sequence applied (max over rows).
+//   agents      agent id -> AgentRecord; the newest row wins.
+//   retention   the retention horizon (max over rows).
+//
+// Exactly once without transactions: ClickHouse has no atomic write across tables (and
+// insert deduplication needs replicated tables), so a batch's rows are written before its
+// mark, and a failure between them makes the agent resend a batch whose rows may be stored
+// already. Every row therefore carries its batch's identity, and every query collapses rows
+// of one identity before it merges or sums (GROUP BY ... any()): a batch stored twice counts
+// once in every answer. ReplacingMergeTree also removes such twins on disk in time.
+//
+// The merged event log is kept in memory only (the newest live_log_events events), for
+// gRPC Subscribe to resume from: a gateway serves its own agents' live stream, and history
+// is what the flows and rollups hold.
+#include <google/protobuf/arena.h>
+
+#include <algorithm>
+#include <atomic>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "agent_registry.h"
+#include "clickhouse_http.h"
+#include "flow_record_merge.h"
+#include "flowgate/storage/clickhouse_store.h"
+#include "rollups.h"
+
+namespace flowgate::storage {
+namespace {
+
+uint8_t DimensionCode(RollupDimension dimension) {
+  switch (dimension) {
+    case RollupDimension::kProtocol:
+      return 'p';
+    case RollupDimension::kHost:
+      return 'h';
+    default:
+      return 'a';
+  }
+}
+
+std::string JoinKey(std::string_view a, std::string_view b) {
+  std::string key(a);
+  key += '\0';
+  key += b;
+  return key;
+}
+
+// The shard of an agent's rows: FNV-1a of its id, so every gateway of the fleet picks the
+// same shard for it (given the same --clickhouse-url order).
+size_t ShardOf(std::string_view agent_id, size_t shards) {
+  uint64_t hash = 14695981039346656037ull;
+  for (char c : agent_id) {
+    hash ^= static_cast<uint8_t>(c);
+    hash *= 1099511628211ull;
+  }
+  return static_cast<size_t>(hash % shards);
+}
+
+struct TableSchema {
+  const char* name;
+  const char* columns;
+  const char* engine;    // with ORDER BY / PARTITION BY
+  const char* sharding;  // the Distributed table's sharding expression
+};
+
+constexpr TableSchema kTables[] = {
+    {"flow_parts",
+     "day Date, agent_id String, digest String, boot_id String, batch_sequence UInt64, "
+     "received_ms UInt64, first_ms UInt64, last_ms UInt64, has_metadata UInt8, "
+     "application String, protocol String, host String, operand String",
+     "ReplacingMergeTree() PARTITION BY toYYYYMMDD(day) "
+     "ORDER BY (agent_id, digest, boot_id, batch_sequence)",
+     "sipHash64(agent_id)"},
+    {"rollups",
+     "day Date, dimension UInt8, minute_ms UInt64, agent_id String, value String, "
+     "boot_id String, batch_sequence UInt64, bytes UInt64, packets UInt64, flows UInt64",
+     "ReplacingMergeTree() PARTITION BY toYYYYMMDD(day) "
+     "ORDER BY (dimension, minute_ms, agent_id, value, boot_id, batch_sequence)",
+     "sipHash64(agent_id)"},
+    {"marks", "agent_id String, boot_id String, sequence UInt64",
+     "ReplacingMergeTree(sequence) ORDER BY (agent_id, boot_id)", "sipHash64(agent_id)"},
+    {"agents", "agent_id String, updated_ms UInt64, record String",
+     "ReplacingMergeTree(updated_ms) ORDER BY agent_id", "sipHash64(agent_id)"},
+    {"retention", "retained_from_ms UInt64", "MergeTree() ORDER BY retained_from_ms", "rand()"},
+};
+
+// The tables that hold time ranges, dropped by day.
+constexpr const char* kDatedTables[] = {"flow_parts", "rollups"};
+
+class ClickHouseFlowStore final : public FlowStore {
+ public:
+  static Result<std::unique_ptr<FlowStore>> Open(const ClickHouseStoreOptions& options);
+
+  Result<AppendResult> Append(const v1::Envelope& envelope, uint64_t received_at_ms,
+                              std::vector<v1::StoredEvent>* stored) override;
+  Status AppendBatch(std::vector<AppendItem>& items, bool want_stored) override;
+  Result<std::optional<v1::FlowRecord>> GetFlow(const std::string& agent_id,
+                                                const std::string& digest) override;
+  Status ScanFlows(const std::function<bool(const v1::FlowRecord&)>& visit) override;
+  Status ScanActiveFlows(uint64_t from_ms, uint64_t to_ms,
+                         const std::function<bool(const v1::FlowRecord&)>& visit) override;
+  Status ScanRollups(RollupDimension dimension, uint64_t from_ms, uint64_t to_ms,
+                     const std::function<bool(const RollupRow&)>& visit) override;
+  bool has_rollups() const override { return true; }
+  Status ReadEvents(uint64_t after_sequence, size_t limit,
+                    std::vector<v1::StoredEvent>* out) override;
+  Result<std::vector<v1::AgentRecord>> ListAgents() override;
+  Status RecordRejection(const v1::AgentIdentity& agent, const std::string& reason,
+                         const std::string& address, uint64_t received_at_ms) override;
+  void NoteAgentAddress(const std::string& agent_id, const std::string& address) override;
+  uint64_t last_sequence() const override;
+  Result<DropStats> DropBefore(uint64_t cutoff_ms) override;
+  Result<uint64_t> OldestDataMs() override;
+  Result<uint64_t> DiskBytes() override;
+  Result<StoreHealth> Health() override;
+  uint64_t retained_from_ms() const override { return retained_from_ms_.load(); }
+
+ private:
+  ClickHouseFlowStore() = default;
+  bool clustered() const { return !options_.cluster.empty(); }
+  // What queries read (the Distributed table with a cluster) and what a shard holds.
+  std::string ReadTable(std::string_view name) const {
+    return options_.database + "." + std::string(name);
+  }
+  std::string LocalTable(std::string_view name) const {
+    return options_.database + "." + std::string(name) + (clustered() ? "_local" : "");
+  }
+  std::string LocalName(std::string_view name) const {
+    return std::string(name) + (clustered() ? "_local" : "");
+  }
+  ClickHouseHttp& ShardFor(std::string_view agent_id) {
+    return *servers_[ShardOf(agent_id, servers_.size())];
+  }
+  // Runs a query on the first server that answers (each has the Distributed tables).
+  Result<std::string> Read(const std::string& sql);
+  Status CreateSchema();
+  Status LoadState();
+  // Reads the marks and registry records the group needs from the cluster: agent boots
+  // this gateway has not seen, and boots whose next batch looks out of order here (another
+  // gateway may have applied the batches between).
+  Status FetchMarksAndAgents(const std::vector<AppendItem>& items);
+  // Reads the dimensions of the flows the group reports traffic for and the rollup sums do
+  // not know, so that they are attributed as the RocksDB store attributes them.
+  Status FetchDimensions(const std::vector<AppendItem>& items);
+  Status AppendGroup(std::vector<AppendItem>& items, bool want_stored);
+  Result<std::optional<v1::AgentRecord>> FetchAgent(const std::string& agent_id);
+  // Merges the flow parts that `where` selects per flow, for flows whose merged activity
+  // `having` accepts (both SQL, may be empty), in (agent id, digest) order.
+  Status ReadFlows(const std::string& where, const std::string& having,
+                   const std::function<bool(const v1::FlowRecord&)>& visit);
+
+  ClickHouseStoreOptions options_;
+  std::vector<std::unique_ptr<ClickHouseHttp>> servers_;  // one per shard
+
+  // Ingest thread only.
+  std::unordered_map<std::string, uint64_t> marks_cache_;  // agent id '\0' boot id -> mark
+  std::unordered_map<std::string, FlowDimensions> fetched_dimensions_;
+  RollupAccumulator rollup_sums_{[this](const std::string& agent_id, const std::string& digest) {
+    auto it = fetched_dimensions_.find(JoinKey(agent_id, digest));
+    return it == fetched_dimensions_.end() ? std::nullopt
+                                           : std::optional<FlowDimensions>(it->second);
+  }};
+  std::mutex ingest_mutex_;  // one group at a time
+
+  mutable std::mutex mutex_;
+  // The agents this gateway served since start, as it last wrote them.
+  std::unordered_map<std::string, v1::AgentRecord> registry_;  // guarded by mutex_
+  std::deque<v1::StoredEvent> live_log_;                       // guarded by mutex_
+  uint64_t last_sequence_ = 0;                                 // guarded by mutex_
+  std::atomic<uint64_t> retained_from_ms_{0};
+};
+
+Result<std::unique_ptr<FlowStore>> ClickHouseFlowStore::Open(
+    const ClickHouseStoreOptions& options) {
+  if (options.urls.empty()) return Status::InvalidArgument("no ClickHouse URL given");
+  if (options.cluster.empty() && options.urls.size() != 1) {
+    return Status::InvalidArgument(
+        "several ClickHouse URLs need a cluster name (one URL per shard of it)");
+  }
+  if (options.database.empty() ||
+      options.database.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789_") != std::string::npos) {
+    return Status::InvalidArgument("ClickHouse database name '" + options.database +
+                                   "' is not a plain identifier");
+  }
+  for (const std::string& url : options.urls) {
+    if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0) {
+      return Status::InvalidArgument("ClickHouse URL '" + url + "' is not http://HOST:PORT");
+    }
+  }
+  std::unique_ptr<ClickHouseFlowStore> store(new ClickHouseFlowStore());
+  store->options_ = options;
+  for (std::string url : options.urls) {
+    while (!url.empty() && url.back() == '/') url.pop_back();
+    store->servers_.push_back(std::make_unique<ClickHouseHttp>(url, options.timeout_ms));
+  }
+  FLOWGATE_RETURN_IF_ERROR(store->CreateSchema());
+  FLOWGATE_RETURN_IF_ERROR(store->LoadState());
+  return std::unique_ptr<FlowStore>(std::move(store));
+}
+
+Status ClickHouseFlowStore::CreateSchema() {
+  for (const std::unique_ptr<ClickHouseHttp>& server : servers_) {
+    if (clustered()) {
+      Result<std::string> shards =
+          server->Query("SELECT uniqExact(shard_num) FROM system.clusters WHERE cluster = " +
+                        SqlQuote(options_.cluster));
+      if (!shards.ok()) return shards.status();
+      const std::string count = shards->substr(0, shards->find('\n'));
+      if (count != std::to_string(servers_.size())) {
+        return Status::InvalidArgument(
+            "ClickHouse at " + server->url() + " knows cluster '" + options_.cluster + "' with " +
+            (count == "0" ? std::string("no shards (is it in <remote_servers>?)")
+                          : count + " shards") +
+            ", but " + std::to_string(servers_.size()) + " URLs (one per shard) were given");
+      }
+    }
+    FLOWGATE_RETURN_IF_ERROR(server->Execute("CREATE DATABASE IF NOT EXISTS " + options_.database));
+    for (const TableSchema& table : kTables) {
+      FLOWGATE_RETURN_IF_ERROR(server->Execute("CREATE TABLE IF NOT EXISTS " +
+                                               LocalTable(table.name) + " (" + table.columns +
+                                               ") ENGINE = " + table.engine));
+      if (clustered()) {
+        FLOWGATE_RETURN_IF_ERROR(server->Execute(
+            "CREATE TABLE IF NOT EXISTS " + ReadTable(table.name) + " AS " +
+            LocalTable(table.name) + " ENGINE = Distributed(" + options_.cluster + ", " +
+            options_.database + ", " + LocalName(table.name) + ", " + table.sharding + ")"));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+Status ClickHouseFlowStore::LoadState() {
+  Result<std::string> horizon =
+      Read("SELECT max(retained_from_ms) FROM " + ReadTable("retention") + " FORMAT RowBinary");
+  if (!horizon.ok()) return horizon.status();
+  RowBinaryReader reader(*horizon);
+  uint64_t value = 0;
+  if (reader.ReadUInt64(&value)) retained_from_ms_ = value;
+  return Status::Ok();
+}
+
+Result<std::string> ClickHouseFlowStore::Read(const std::string& sql) {
+  Status last = Status::Unavailable("no ClickHouse server");
+  for (const std::unique_ptr<ClickHouseHttp>& server : servers_) {
+    Result<std::string> answer = server->Query(sql);
+    if (answer.ok() || answer.status().code() != StatusCode::kUnavailable) return answer;
+    last = answer.status();
+  }
+  return last;
+}
+
+Result<AppendResult> ClickHouseFlowStore::Append(const v1::Envelope& envelope,
+                                                 uint64_t received_at_ms,
+                                                 std::vector<v1::StoredEvent>* stored) {
+  std::vector<AppendItem> items(1);
+  items[0].envelope = envelope;
+  items[0].received_at_ms = received_at_ms;
+  FLOWGATE_RETURN_IF_ERROR(AppendBatch(items, stored != nullptr));
+  if (stored != nullptr) *stored = std::move(items[0].stored);
+  return std::move(items[0].result);
+}
+
+Status ClickHouseFlowStore::AppendBatch(std::vector<AppendItem>& items, bool want_stored) {
+  std::lock_guard ingest(ingest_mutex_);
+  Status status = AppendGroup(items, want_stored);
+  if (!status.ok()) {
+    rollup_sums_.Discard();
+    for (AppendItem& item : items) {
+      item.result = status;
+      item.stored.clear();
+    }
+  }
+  fetched_dimensions_.clear();
+  return status;
+}
+
+Status ClickHouseFlowStore::FetchMarksAndAgents(const std::vector<AppendItem>& items) {
+  std::set<std::string> boots, agents;  // SQL tuples / literals to ask for
+  std::unordered_set<std::string> asked;
+  for (const AppendItem& item : items) {
+    const v1::AgentIdentity& agent = item.envelope.agent();
+    if (agent.id().empty() || agent.boot_id().empty()) continue;
+    const std::string key = JoinKey(agent.id(), agent.boot_id());
+    auto cached = marks_cache_.find(key);
+    const uint64_t sequence = item.envelope.sequence();
+    const bool looks_out_of_order = cached != marks_cache_.end() && sequence > cached->second + 1 &&
+                                    item.envelope.resend_floor() != sequence;
+    if ((cached == marks_cache_.end() || looks_out_of_order) && asked.insert(key).second) {
+      boots.insert("(" + SqlQuote(agent.id()) + ", " + SqlQuote(agent.boot_id()) + ")");
+    }
+    std::lock_guard lock(mutex_);
+    if (!registry_.contains(agent.id())) agents.insert(SqlQuote(agent.id()));
+  }
+  auto join = [](const std::set<std::string>& parts) {
+    std::string joined;
+    for (const std::string& part : parts) joined += (joined.empty() ? "" : ", ") + part;
+    return joined;
+  };
+  if (!boots.empty()) {
+    Result<std::string> answer =
+        Read("SELECT agent_id, boot_id, max(sequence) FROM " + ReadTable("marks") +
+             " WHERE (agent_id, boot_id) IN (" + join(boots) +
+             ") GROUP BY agent_id, boot_id FORMAT RowBinary");
+    if (!answer.ok()) return answer.status();
+    RowBinaryReader reader(*answer);
+    while (!reader.done()) {
+      std::string_view agent_id, boot_id;
+      uint64_t mark = 0;
+      if (!reader.ReadString(&agent_id) || !reader.ReadString(&boot_id) ||
+          !reader.ReadUInt64(&mark)) {
+        return Status::Corruption("ClickHouse answered marks that do not parse");
+      }
+      uint64_t& known = marks_cache_[JoinKey(agent_id, boot_id)];
+      known = std::max(known, mark);
+    }
+    // A boot the cluster has no mark for starts at 0.
+    for (const std::string& key : asked) marks_cache_.try_emplace(key, 0);
+  }
+  if (!agents.empty()) {
+    Result<std::string> answer =
+        Read("SELECT agent_id, argMax(record, updated_ms) FROM " + ReadTable("agents") +
+             " WHERE agent_id IN (" + join(agents) + ") GROUP BY agent_id FORMAT RowBinary");
+    if (!answer.ok()) return answer.status();
+    RowBinaryReader reader(*answer);
+    while (!reader.done()) {
+      std::string_view agent_id, bytes;
+      v1::AgentRecord record;
+      if (!reader.ReadString(&agent_id) || !reader.ReadString(&bytes) ||
+          !record.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+        return Status::Corruption("ClickHouse answered an agent record that does not parse");
+      }
+      std::lock_guard lock(mutex_);
+      registry_.try_emplace(std::string(agent_id), std::move(record));
+    }
+  }
+  return Status::Ok();
+}
+
+Status ClickHouseFlowStore::FetchDimensions(const std::vector<AppendItem>& items) {
+  std::set<std::string> wanted;
+  std::unordered_set<std::string> described;  // flows a `flow` event of the group describes
+  for (const AppendItem& item : items) {
+    const std::string& agent_id = item.envelope.agent().id();
+    for (const v1::Event& event : item.envelope.events()) {
+      if (event.has_flow()) {
+        described.insert(JoinKey(agent_id, event.flow().flow().digest()));
+        continue;
+      }
+      const v1::FlowCounters* counters = event.has_flow_stats()   ? &event.flow_stats().flow()
+                                         : event.has_flow_purge() ? &event.flow_purge().flow()
+                                                                  : nullptr;
+      if (counters == nullptr || described.contains(JoinKey(agent_id, counters->digest())) ||
+          rollup_sums_.Knows(agent_id, counters->digest())) {
+        continue;
+      }
+      wanted.insert("(" + SqlQuote(agent_id) + ", " + SqlQuote(counters->digest()) + ")");
+    }
+  }
+  if (wanted.empty()) return Status::Ok();
+  std::string list;
+  for (const std::string& flow : wanted) list += (list.empty() ? "" : ", ") + flow;
+  Result<std::string> answer = Read(
+      "SELECT agent_id, digest, argMax(application, (received_ms, batch_sequence)), "
+      "argMax(protocol, (received_ms, batch_sequence)), argMax(host, (received_ms, "
+      "batch_sequence)) FROM " +
+      ReadTable("flow_parts") + " WHERE has_metadata = 1 AND (agent_id, digest) IN (" + list +
+      ") GROUP BY agent_id, digest FORMAT RowBinary");
+  if (!answer.ok()) return answer.status();
+  RowBinaryReader reader(*answer);
+  while (!reader.done()) {
+    std::string_view agent_id, digest, application, protocol, host;
+    if (!reader.ReadString(&agent_id) || !reader.ReadString(&digest) ||
+        !reader.ReadString(&application) || !reader.ReadString(&protocol) ||
+        !reader.ReadString(&host)) {
+      return Status::Corruption("ClickHouse answered flow dimensions that do not parse");
+    }
+    fetched_dimensions_[JoinKey(agent_id, digest)] =
+        FlowDimensions{std::string(application), std::string(protocol), std::string(host)};
+  }
+  return Status::Ok();
+}
+
+Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool want_stored) {
+  FLOWGATE_RETURN_IF_ERROR(FetchMarksAndAgents(items));
+  FLOWGATE_RETURN_IF_ERROR(FetchDimensions(items));
+
+  struct AgentUpdate {
+    v1::AgentRecord record;
+    bool persist = false;
+  };
+  std::unordered_map<std::string, AgentUpdate> agents;
+  std::unordered_map<std::string, uint64_t> marks;  // after the group
+  // Rows by shard, per table.
+  std::vector<std::string> flow_rows(servers_.size()), rollup_rows(servers_.size()),
+      mark_rows(servers_.size()), agent_rows(servers_.size());
+  uint64_t sequence;
+  {
+    std::lock_guard lock(mutex_);
+    sequence = last_sequence_ + 1;
+  }
+  const uint64_t first_sequence = sequence;
+  std::vector<v1::StoredEvent> logged;  // copies for the live log
+  std::string buffer;
+
+  for (AppendItem& item : items) {
+    item.stored.clear();
+    v1::Envelope& envelope = item.envelope;
+    const v1::AgentIdentity& agent = envelope.agent();
+    if (agent.id().empty() || agent.boot_id().empty() || envelope.sequence() == 0) {
+      item.result = Status::InvalidArgument("batch lacks an agent id, boot id or sequence number");
+      continue;
+    }
+    const std::string mark_key = JoinKey(agent.id(), agent.boot_id());
+    uint64_t mark = 0;
+    if (auto it = marks.find(mark_key); it != marks.end()) {
+      mark = it->second;
+    } else if (auto cached = marks_cache_.find(mark_key); cached != marks_cache_.end()) {
+      mark = cached->second;
+    }
+    auto [update_it, fresh] = agents.try_emplace(agent.id());
+    AgentUpdate& update = update_it->second;
+    if (fresh) {
+      std::lock_guard lock(mutex_);
+      if (auto known = registry_.find(agent.id()); known != registry_.end()) {
+        update.record = known->second;
+      }
+    }
+    const BatchVerdict verdict = JudgeBatch(envelope, mark, item.received_at_ms, &update.record);
+    item.result = verdict.result;
+    update.persist = update.persist || verdict.persist;
+    if (!verdict.apply) continue;
+    marks[mark_key] = envelope.sequence();
+
+    const size_t shard = ShardOf(agent.id(), servers_.size());
+    google::protobuf::Arena arena;
+    std::map<std::string, v1::FlowRecord*> flows;  // digest -> this batch's part
+    v1::AgentIdentity stored_agent;
+    stored_agent.set_id(agent.id());
+    stored_agent.set_name(agent.name());
+    stored_agent.set_site(agent.site());
+    if (want_stored) item.stored.reserve(static_cast<size_t>(envelope.events_size()));
+    for (v1::Event& event : *envelope.mutable_events()) {
+      if (const std::string* digest = FlowEventDigest(event)) {
+        auto [flow, added] = flows.try_emplace(*digest, nullptr);
+        if (added) {
+          flow->second = google::protobuf::Arena::CreateMessage<v1::FlowRecord>(&arena);
+          *flow->second->mutable_agent() = stored_agent;
+        }
+        FoldFlowEvent(event, flow->second);
+      }
+      rollup_sums_.Add(agent.id(), event, item.received_at_ms);
+      if (event.has_agent_status()) *update.record.mutable_last_status() = event.agent_status();
+      v1::StoredEvent& out = logged.emplace_back();
+      out.set_gateway_sequence(sequence);
+      out.set_received_at(item.received_at_ms);
+      *out.mutable_agent() = stored_agent;
+      *out.mutable_event() = event;
+      if (want_stored) item.stored.push_back(out);
+      ++sequence;
+    }
+    std::string& rows = flow_rows[shard];
+    for (const auto& [digest, flow] : flows) {
+      const FlowActivity activity = FlowActivityOf(*flow);
+      const uint64_t last_ms = activity.last_ms != 0 ? activity.last_ms : item.received_at_ms;
+      PutRowBinaryDateOf(last_ms, &rows);
+      PutRowBinaryString(agent.id(), &rows);
+      PutRowBinaryString(digest, &rows);
+      PutRowBinaryString(agent.boot_id(), &rows);
+      PutRowBinaryUInt64(envelope.sequence(), &rows);
+      PutRowBinaryUInt64(item.received_at_ms, &rows);
+      PutRowBinaryUInt64(activity.first_ms != 0 ? activity.first_ms : last_ms, &rows);
+      PutRowBinaryUInt64(last_ms, &rows);
+      const v1::FlowMetadata& m = flow->metadata();
+      PutRowBinaryUInt8(flow->has_metadata() ? 1 : 0, &rows);
+      PutRowBinaryString(m.detected_application_name(), &rows);
+      PutRowBinaryString(m.detected_protocol_name(), &rows);
+      PutRowBinaryString(m.host_server_name(), &rows);
+      StripFlowKeyFields(flow);
+      flow->SerializeToString(&buffer);
+      PutRowBinaryString(buffer, &rows);
+    }
+    rollup_sums_.Drain([&](RollupDimension dimension, const RollupRow& row) {
+      std::string& out = rollup_rows[shard];
+      PutRowBinaryDateOf(row.minute_ms, &out);
+      PutRowBinaryUInt8(DimensionCode(dimension), &out);
+      PutRowBinaryUInt64(row.minute_ms, &out);
+      PutRowBinaryString(row.agent_id, &out);
+      PutRowBinaryString(row.value, &out);
+      PutRowBinaryString(agent.boot_id(), &out);
+      PutRowBinaryUInt64(envelope.sequence(), &out);
+      PutRowBinaryUInt64(row.counters.bytes, &out);
+      PutRowBinaryUInt64(row.counters.packets, &out);
+      PutRowBinaryUInt64(row.counters.flows, &out);
+    });
+  }
+  for (const auto& [mark_key, mark] : marks) {
+    const size_t separator = mark_key.find('\0');
+    const std::string_view agent_id = std::string_view(mark_key).substr(0, separator);
+    std::string& out = mark_rows[ShardOf(agent_id, servers_.size())];
+    PutRowBinaryString(agent_id, &out);
+    PutRowBinaryString(std::string_view(mark_key).substr(separator + 1), &out);
+    PutRowBinaryUInt64(mark, &out);
+  }
+  const uint64_t now_ms = WallClockMs();
+  for (const auto& [agent_id, update] : agents) {
+    if (!update.persist) continue;
+    std::string& out = agent_rows[ShardOf(agent_id, servers_.size())];
+    PutRowBinaryString(agent_id, &out);
+    PutRowBinaryUInt64(now_ms, &out);
+    PutRowBinaryString(update.record.SerializeAsString(), &out);
+  }
+
+  // Data first, marks last: a batch whose mark is written is wholly stored.
+  for (const auto& [table, rows] :
+       {std::pair<const char*, std::vector<std::string>*>{"flow_parts", &flow_rows},
+        {"rollups", &rollup_rows},
+        {"agents", &agent_rows},
+        {"marks", &mark_rows}}) {
+    for (size_t shard = 0; shard < servers_.size(); ++shard) {
+      if ((*rows)[shard].empty()) continue;
+      FLOWGATE_RETURN_IF_ERROR(servers_[shard]->Insert(LocalTable(table), (*rows)[shard]));
+    }
+  }
+
+  for (const auto& [mark_key, mark] : marks) marks_cache_[mark_key] = mark;
+  std::lock_guard lock(mutex_);
+  for (auto& [agent_id, update] : agents) registry_[agent_id] = std::move(update.record);
+  last_sequence_ += sequence - first_sequence;
+  for (v1::StoredEvent& event : logged) live_log_.push_back(std::move(event));
+  while (live_log_.size() > options_.live_log_events) live_log_.pop_front();
+  return Status::Ok();
+}
+
+Status ClickHouseFlowStore::ReadFlows(const std::string& where, const std::string& having,
+                                      const std::function<bool(const v1::FlowRecord&)>& visit) {
+  // Inner: one row per batch identity (collapsing a batch stored twice); outer: a flow's
+  // parts in one row, merged here by the same function as RocksDB's merge operator.
+  Result<std::string> answer = Read(
+      "SELECT agent_id, digest, groupArray(part_received), groupArray(batch_sequence), "
+      "groupArray(part_operand) FROM (SELECT agent_id, digest, boot_id, batch_sequence, "
+      "min(received_ms) AS part_received, any(operand) AS part_operand, "
+      "min(first_ms) AS part_first, max(last_ms) AS part_last FROM " +
+      ReadTable("flow_parts") + (where.empty() ? "" : " WHERE " + where) +
+      " GROUP BY agent_id, digest, boot_id, batch_sequence) GROUP BY agent_id, digest" +
+      (having.empty() ? "" : " HAVING " + having) + " ORDER BY agent_id, digest FORMAT RowBinary");
+  if (!answer.ok()) return answer.status();
+  RowBinaryReader reader(*answer);
+  struct Part {
+    uint64_t received_ms = 0;
+    uint64_t sequence = 0;
+    std::string_view operand;
+  };
+  std::vector<Part> parts;
+  v1::FlowRecord merged, part;
+  const Status malformed = Status::Corruption("ClickHouse answered flow parts that do not parse");
+  while (!reader.done()) {
+    std::string_view agent_id, digest;
+    uint64_t count = 0;
+    if (!reader.ReadString(&agent_id) || !reader.ReadString(&digest) ||
+        !reader.ReadArraySize(&count)) {
+      return malformed;
+    }
+    parts.assign(count, Part{});
+    for (Part& p : parts) {
+      if (!reader.ReadUInt64(&p.received_ms)) return malformed;
+    }
+    if (!reader.ReadArraySize(&count) || count != parts.size()) return malformed;
+    for (Part& p : parts) {
+      if (!reader.ReadUInt64(&p.sequence)) return malformed;
+    }
+    if (!reader.ReadArraySize(&count) || count != parts.size()) return malformed;
+    for (Part& p : parts) {
+      if (!reader.ReadString(&p.operand)) return malformed;
+    }
+    // In arrival order, as RocksDB applied the operands.
+    std::sort(parts.begin(), parts.end(), [](const Part& a, const Part& b) {
+      return std::tie(a.received_ms, a.sequence) < std::tie(b.received_ms, b.sequence);
+    });
+    merged.Clear();
+    for (const Part& p : parts) {
+      if (!part.ParseFromArray(p.operand.data(), static_cast<int>(p.operand.size()))) {
+        return Status::Corruption("flow part of " + std::string(digest) + " does not parse");
+      }
+      MergeFlowRecord(part, &merged);
+    }
+    RestoreFlowKeyFields(agent_id, digest, &merged);
+    if (!visit(merged)) break;
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<v1::FlowRecord>> ClickHouseFlowStore::GetFlow(const std::string& agent_id,
+                                                                   const std::string& digest) {
+  std::optional<v1::FlowRecord> found;
+  FLOWGATE_RETURN_IF_ERROR(
+      ReadFlows("agent_id = " + SqlQuote(agent_id) + " AND digest = " + SqlQuote(digest), "",
+                [&](const v1::FlowRecord& flow) {
+                  found = flow;
+                  return false;
+                }));
+  return found;
+}
+
+Status ClickHouseFlowStore::ScanFlows(const std::function<bool(const v1::FlowRecord&)>& visit) {
+  return ReadFlows("", "", visit);
+}
+
+Status ClickHouseFlowStore::ScanActiveFlows(
+    uint64_t from_ms, uint64_t to_ms, const std::function<bool(const v1::FlowRecord&)>& visit) {
+  // A coarse test on the parts' times (never drops an active flow), then the exact one.
+  std::string having = "max(part_last) >= " + std::to_string(from_ms);
+  if (to_ms != 0) having += " AND min(part_first) < " + std::to_string(to_ms);
+  return ReadFlows("", having, [&](const v1::FlowRecord& flow) {
+    return !FlowActiveIn(flow, from_ms, to_ms) || visit(flow);
+  });
+}
+
+Status ClickHouseFlowStore::ScanRollups(RollupDimension dimension, uint64_t from_ms, uint64_t to_ms,
+                                        const std::function<bool(const RollupRow&)>& visit) {
+  // The minutes that overlap [from_ms, to_ms), as the RocksDB store reads them.
+  std::string range = "minute_ms >= " + std::to_string(from_ms / kRollupMinuteMs * kRollupMinuteMs);
+  if (to_ms != 0) {
+    range += " AND minute_ms < " +
+             std::to_string((to_ms + kRollupMinuteMs - 1) / kRollupMinuteMs * kRollupMinuteMs);
+  }
+  Result<std::string> answer = Read(
+      "SELECT minute_ms, agent_id, value, sum(b), sum(p), sum(f) FROM (SELECT minute_ms, "
+      "agent_id, value, any(bytes) AS b, any(packets) AS p, any(flows) AS f FROM " +
+      ReadTable("rollups") + " WHERE dimension = " + std::to_string(DimensionCode(dimension)) +
+      " AND " + range +
+      " GROUP BY minute_ms, agent_id, value, boot_id, batch_sequence) GROUP BY minute_ms, "
+      "agent_id, value ORDER BY minute_ms, agent_id, value FORMAT RowBinary");
+  if (!answer.ok()) return answer.status();
+  RowBinaryReader reader(*answer);
+  RollupRow row;
+  while (!reader.done()) {
+    if (!reader.ReadUInt64(&row.minute_ms) || !reader.ReadString(&row.agent_id) ||
+        !reader.ReadString(&row.value) || !reader.ReadUInt64(&row.counters.bytes) ||
+        !reader.ReadUInt64(&row.counters.packets) || !reader.ReadUInt64(&row.counters.flows)) {
+      return Status::Corruption("ClickHouse answered rollups that do not parse");
+    }
+    if (!visit(row)) break;
+  }
+  return Status::Ok();
+}
+
+Status ClickHouseFlowStore::ReadEvents(uint64_t after_sequence, size_t limit,
+                                       std::vector<v1::StoredEvent>* out) {
+  std::lock_guard lock(mutex_);
+  if (live_log_.empty()) return Status::Ok();
+  const uint64_t first = live_log_.front().gateway_sequence();
+  // Sequences are dense in the log: the first wanted one is found by offset. Events older
+  // than the log holds are gone (a resume from there starts at the oldest held).
+  size_t index = after_sequence + 1 <= first ? 0 : static_cast<size_t>(after_sequence + 1 - first);
+  for (size_t taken = 0; index < live_log_.size() && taken < limit; ++index, ++taken) {
+    out->push_back(live_log_[index]);
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<v1::AgentRecord>> ClickHouseFlowStore::FetchAgent(
+    const std::string& agent_id) {
+  Result<std::string> answer =
+      Read("SELECT argMax(record, updated_ms) FROM " + ReadTable("agents") +
+           " WHERE agent_id = " + SqlQuote(agent_id) + " GROUP BY agent_id FORMAT RowBinary");
+  if (!answer.ok()) return answer.status();
+  if (answer->empty()) return std::optional<v1::AgentRecord>();
+  RowBinaryReader reader(*answer);
+  std::string_view bytes;
+  v1::AgentRecord record;
+  if (!reader.ReadString(&bytes) ||
+      !record.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+    return Status::Corruption("agent record of " + agent_id + " does not parse");
+  }
+  return std::optional<v1::AgentRecord>(std::move(record));
+}
+
+Result<std::vector<v1::AgentRecord>> ClickHouseFlowStore::ListAgents() {
+  Result<std::string> answer = Read("SELECT agent_id, argMax(record, updated_ms) FROM " +
+                                    ReadTable("agents") + " GROUP BY agent_id FORMAT RowBinary");
+  if (!answer.ok()) return answer.status();
+  std::map<std::string, v1::AgentRecord> fleet;
+  RowBinaryReader reader(*answer);
+  while (!reader.done()) {
+    std::string_view agent_id, bytes;
+    v1::AgentRecord record;
+    if (!reader.ReadString(&agent_id) || !reader.ReadString(&bytes) ||
+        !record.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+      return Status::Corruption("ClickHouse answered an agent record that does not parse");
+    }
+    fleet[std::string(agent_id)] = std::move(record);
+  }
+  {
+    // What this gateway holds in memory is newer than what it wrote (addresses, batches
+    // counted out of order), unless the agent has moved on to another gateway since.
+    std::lock_guard lock(mutex_);
+    for (const auto& [agent_id, record] : registry_) {
+      auto it = fleet.find(agent_id);
+      if (it == fleet.end() || it->second.last_seen_ms() <= record.last_seen_ms()) {
+        fleet[agent_id] = record;
+      }
+    }
+  }
+  std::vector<v1::AgentRecord> agents;
+  agents.reserve(fleet.size());
+  const uint64_t now_ms = WallClockMs();
+  for (auto& [agent_id, record] : fleet) {
+    SetOnline(now_ms, options_.offline_after_missed_intervals, &agents.emplace_back(record));
+  }
+  SortAgents(&agents);
+  return agents;
+}
+
+Status ClickHouseFlowStore::RecordRejection(const v1::AgentIdentity& agent,
+                                            const std::string& reason, const std::string& address,
+                                            uint64_t received_at_ms) {
+  if (agent.id().empty()) return Status::Ok();
+  bool known;
+  {
+    std::lock_guard lock(mutex_);
+    known = registry_.contains(agent.id());
+  }
+  if (!known) {
+    Result<std::optional<v1::AgentRecord>> stored = FetchAgent(agent.id());
+    if (!stored.ok()) return stored.status();
+    std::lock_guard lock(mutex_);
+    if (stored->has_value()) registry_.try_emplace(agent.id(), std::move(**stored));
+  }
+  std::string rows;
+  {
+    std::lock_guard lock(mutex_);
+    v1::AgentRecord& record = registry_[agent.id()];
+    CountRejection(agent, reason, address, received_at_ms, &record);
+    PutRowBinaryString(agent.id(), &rows);
+    PutRowBinaryUInt64(WallClockMs(), &rows);
+    PutRowBinaryString(record.SerializeAsString(), &rows);
+  }
+  return ShardFor(agent.id()).Insert(LocalTable("agents"), rows);
+}
+
+void ClickHouseFlowStore::NoteAgentAddress(const std::string& agent_id,
+                                           const std::string& address) {
+  std::lock_guard lock(mutex_);
+  auto it = registry_.find(agent_id);
+  if (it != registry_.end()) it->second.set_address(address);
+}
+
+uint64_t ClickHouseFlowStore::last_sequence() const {
+  std::lock_guard lock(mutex_);
+  return last_sequence_;
+}
+
+Result<DropStats> ClickHouseFlowStore::DropBefore(uint64_t cutoff_ms) {
+  // Whole days go, as partitions.
+  cutoff_ms = cutoff_ms / kDayMs * kDayMs;
+  const uint32_t cutoff_partition = DayPartitionOf(cutoff_ms);
+  DropStats dropped;
+  for (const std::unique_ptr<ClickHouseHttp>& server : servers_) {
+    for (const char* table : kDatedTables) {
+      Result<std::string> partitions = server->Query(
+          "SELECT DISTINCT partition FROM system.parts WHERE active AND database = " +
+          SqlQuote(options_.database) + " AND table = " + SqlQuote(LocalName(table)) +
+          " AND toUInt32(partition) < " + std::to_string(cutoff_partition) + " FORMAT RowBinary");
+      if (!partitions.ok()) return partitions.status();
+      std::vector<std::string> doomed;
+      RowBinaryReader reader(*partitions);
+      while (!reader.done()) {
+        std::string_view partition;
+        if (!reader.ReadString(&partition)) {
+          return Status::Corruption("ClickHouse answered partitions that do not parse");
+        }
+        doomed.emplace_back(partition);
+      }
+      if (doomed.empty()) continue;
+      if (std::string_view(table) == "flow_parts") {
+        // The flows whose every part is in the dropped days.
+        Result<std::string> flows =
+            server->Query("SELECT count() FROM (SELECT agent_id, digest FROM " + LocalTable(table) +
+                          " GROUP BY agent_id, digest HAVING max(toYYYYMMDD(day)) < " +
+                          std::to_string(cutoff_partition) + ") FORMAT RowBinary");
+        if (!flows.ok()) return flows.status();
+        RowBinaryReader count(*flows);
+        uint64_t n = 0;
+        if (count.ReadUInt64(&n)) dropped.flows += n;
+      }
+      for (const std::string& partition : doomed) {
+        FLOWGATE_RETURN_IF_ERROR(
+            server->Execute("ALTER TABLE " + LocalTable(table) + " DROP PARTITION " + partition));
+      }
+    }
+  }
+  const uint64_t horizon = std::max(retained_from_ms_.load(), cutoff_ms);
+  std::string row;
+  PutRowBinaryUInt64(horizon, &row);
+  FLOWGATE_RETURN_IF_ERROR(servers_[0]->Insert(LocalTable("retention"), row));
+  retained_from_ms_ = horizon;
+  return dropped;
+}
+
+Result<uint64_t> ClickHouseFlowStore::OldestDataMs() {
+  uint64_t oldest = 0;
+  for (const std::unique_ptr<ClickHouseHttp>& server : servers_) {
+    Result<std::string> answer = server->Query(
+        "SELECT partition FROM system.parts WHERE active AND database = " +
+        SqlQuote(options_.database) + " AND table IN (" + SqlQuote(LocalName("flow_parts")) + ", " +
+        SqlQuote(LocalName("rollups")) + ") ORDER BY toUInt32(partition) LIMIT 1 FORMAT RowBinary");
+    if (!answer.ok()) return answer.status();
+    RowBinaryReader reader(*answer);
+    std::string_view partition;
+    if (!reader.done() && reader.ReadString(&partition)) {
+      const uint64_t day_ms = DayPartitionStartMs(partition);
+      if (day_ms != 0 && (oldest == 0 || day_ms < oldest)) oldest = day_ms;
+    }
+  }
+  return oldest;
+}
+
+Result<uint64_t> ClickHouseFlowStore::DiskBytes() {
+  uint64_t bytes = 0;
+  for (const std::unique_ptr<ClickHouseHttp>& server : servers_) {
+    Result<std::string> answer =
+        server->Query("SELECT sum(bytes_on_disk) FROM system.parts WHERE active AND database = " +
+                      SqlQuote(options_.database) + " FORMAT RowBinary");
+    if (!answer.ok()) return answer.status();
+    RowBinaryReader reader(*answer);
+    uint64_t value = 0;
+    if (reader.ReadUInt64(&value)) bytes += value;
+  }
+  return bytes;
+}
+
+Result<StoreHealth> ClickHouseFlowStore::Health() {
+  StoreHealth health;
+  Result<uint64_t> disk = DiskBytes();
+  if (!disk.ok()) return disk.status();
+  health.disk_bytes = *disk;
+  health.live_data_bytes = *disk;
+  return health;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<FlowStore>> OpenClickHouseFlowStore(const ClickHouseStoreOptions& options) {
+  return ClickHouseFlowStore::Open(options);
+}
+
+}  // namespace flowgate::storage
