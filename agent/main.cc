@@ -62,8 +62,17 @@ int main(int argc, char** argv) {
       });
   flags.AddString("json-out", "", "PATH", "Write the netifyd JSON stream to PATH ('-' = stdout)",
                   &options.json_out);
-  flags.AddString("gateway", "", "ENDPOINT", "Send events to the gateway at tcp://HOST:PORT",
-                  &options.gateway);
+  flags.AddOption("gateway", "", "ENDPOINT",
+                  "Send events to the gateway at tcp://HOST:PORT; repeated, the gateways of "
+                  "one cluster, used one at a time in turn (see --failover-after)",
+                  [&](std::string_view v) {
+                    if (!v.empty()) options.gateways.emplace_back(v);  // "" = none, as ever
+                    return Status::Ok();
+                  });
+  flags.AddDuration("failover-after",
+                    "With several --gateway: move to the next when the current one acknowledged "
+                    "nothing for this long while batches waited",
+                    &options.failover_after_ms);
   flags.AddString("name", "", "NAME", "Agent name shown by the gateway (default: host name)",
                   &options.name);
   flags.AddString("site", "", "SITE", "Site name shown by the gateway", &options.site);
@@ -77,7 +86,8 @@ int main(int argc, char** argv) {
   flags.AddBool("compress", "Compress batches to the gateway with zstd", &options.compress);
   flags.AddString("key", "", "FILE", "This agent's CURVE key pair (flowgate keygen)",
                   &options.key_file);
-  flags.AddString("gateway-key", "", "FILE", "The gateway's CURVE public key (NAME.pub)",
+  flags.AddString("gateway-key", "", "FILE",
+                  "The gateway's CURVE public key (NAME.pub), shared by every --gateway",
                   &options.gateway_key_file);
   flags.AddBool("plaintext", "Talk to the gateway unencrypted and unauthenticated",
                 &options.plaintext);
@@ -111,7 +121,10 @@ int main(int argc, char** argv) {
     if (options.update_interval_ms < 1000) {
       return Status::InvalidArgument("--update-interval must be at least 1s");
     }
-    if (!options.gateway.empty() && !options.plaintext &&
+    if (options.failover_after_ms == 0) {
+      return Status::InvalidArgument("--failover-after must be more than 0");
+    }
+    if (!options.gateways.empty() && !options.plaintext &&
         (options.key_file.empty() || options.gateway_key_file.empty())) {
       return Status::InvalidArgument(
           "--gateway needs --key FILE and --gateway-key FILE (CURVE), or --plaintext");

@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -195,7 +196,7 @@ class Agent {
         return Status::InvalidArgument("--local-net: " + network.status().message());
       local_networks_.Add(*network);
     }
-    if (options_.json_out.empty() && options_.gateway.empty()) {
+    if (options_.json_out.empty() && options_.gateways.empty()) {
       return Status::InvalidArgument(
           "nothing to send to: give --json-out PATH|- or --gateway tcp://HOST:PORT");
     }
@@ -288,7 +289,10 @@ class Agent {
           "events for the gateway: " + std::to_string(t.events_acked) + " acknowledged, " +
               std::to_string(t.events_dropped) + " dropped from a full spool, " +
               std::to_string(t.queue_dropped) + " dropped from a full send queue, " +
-              std::to_string(t.events_sent) + " sent at least once");
+              std::to_string(t.events_sent) + " sent at least once" +
+              (options_.gateways.size() > 1
+                   ? ", " + std::to_string(t.failovers) + " failovers, last to " + t.gateway
+                   : std::string()));
     }
     std::lock_guard lock(error_mutex_);
     return first_error_.ok() ? delivered : first_error_;
@@ -338,9 +342,13 @@ class Agent {
       json_sink_ = json->get();
       sinks.push_back(std::move(json).value());
     }
-    if (!options_.gateway.empty()) {
+    if (!options_.gateways.empty()) {
       GatewayClientOptions client_options;
-      client_options.endpoint = options_.gateway;
+      client_options.endpoint = options_.gateways.front();
+      client_options.fallback_endpoints.assign(options_.gateways.begin() + 1,
+                                               options_.gateways.end());
+      client_options.failover_after_ms = static_cast<uint32_t>(
+          std::min<uint64_t>(options_.failover_after_ms, std::numeric_limits<uint32_t>::max()));
       client_options.identity = identity_;
       // A file loses nothing by waiting; live capture must not stall behind the gateway.
       client_options.block_when_full = options_.interfaces.empty();
@@ -654,6 +662,12 @@ class Agent {
                 static_cast<double>(options_.spool_max_bytes));
       out.Counter("flowgate_agent_spool_errors_total",
                   "Spool files that could not be written, read or removed", t.spool_errors);
+      out.Counter("flowgate_agent_gateway_failovers_total",
+                  "Moves to the next --gateway after the current one acknowledged nothing",
+                  t.failovers);
+      out.Family("flowgate_agent_gateway", MetricType::kGauge,
+                 "The gateway the agent talks to now (always 1)");
+      out.Sample(1, {{"endpoint", t.gateway}});
     }
     return out.text();
   }

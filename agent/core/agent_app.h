@@ -32,8 +32,13 @@ struct AgentOptions {
   double replay_speed = 0;
   // Write the netifyd JSON stream here ("-" = stdout). Default: none.
   std::string json_out;
-  // ZeroMQ endpoint of the gateway, e.g. "tcp://gw:7151". Default: none.
-  std::string gateway;
+  // ZeroMQ endpoints of the gateways of one cluster, e.g. "tcp://gw:7151": the agent talks
+  // to the first and fails over to the next (wrapping) when the one it talks to acknowledges
+  // nothing for `failover_after_ms` (see export/gateway_client.h). Default: none.
+  std::vector<std::string> gateways;
+  // With several gateways: how long the current one may acknowledge nothing while batches
+  // wait before the agent moves to the next. Default: 10 s.
+  uint64_t failover_after_ms = 10'000;
   // Agent name and site, carried in every batch to the gateway. Default: host name, "".
   std::string name;
   std::string site;
@@ -45,7 +50,8 @@ struct AgentOptions {
   // Compress batches to the gateway with zstd. Default: false.
   bool compress = false;
   // CURVE: this agent's key pair file and the gateway's public key file (flowgate keygen
-  // makes both). REQUIRED with `gateway` unless `plaintext`.
+  // makes both; every gateway of the cluster has the same key). REQUIRED with `gateways`
+  // unless `plaintext`.
   std::string key_file;
   std::string gateway_key_file;
   // Talk to the gateway unencrypted and unauthenticated. Default: false.

@@ -10,6 +10,7 @@
 #include <future>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 #include <utility>
@@ -48,11 +49,51 @@ struct PendingBatch {
 
 using BatchKey = std::pair<std::string, uint64_t>;  // (boot id, sequence)
 
+void ConfigureDealer(zmq::socket_t& socket, const GatewayClientOptions& options) {
+  socket.set(zmq::sockopt::linger, 0);
+  // Only queue messages on a completed connection, so that an absent gateway shows up
+  // as "not sent" here rather than as messages piling up inside libzmq.
+  socket.set(zmq::sockopt::immediate, 1);
+  socket.set(zmq::sockopt::sndhwm, static_cast<int>(options.max_unacked_batches) * 2);
+  socket.set(zmq::sockopt::reconnect_ivl, 100);
+  socket.set(zmq::sockopt::reconnect_ivl_max, 2000);
+  if (!options.curve_server_key.empty()) {
+    socket.set(zmq::sockopt::curve_serverkey, options.curve_server_key);
+    socket.set(zmq::sockopt::curve_publickey, options.curve_public_key);
+    socket.set(zmq::sockopt::curve_secretkey, options.curve_secret_key);
+  }
+}
+
+// The connection to one gateway: a DEALER, and the monitor that reports its connects.
+// Throws zmq::error_t (a malformed endpoint).
+struct GatewayConnection {
+  GatewayConnection(zmq::context_t& context, const GatewayClientOptions& options,
+                    const std::string& endpoint, const std::string& monitor_endpoint)
+      : socket(context, zmq::socket_type::dealer), monitor(context, zmq::socket_type::pair) {
+    ConfigureDealer(socket, options);
+    // A reconnect means batches in flight on the old connection may be lost: the monitor
+    // tells us so that they are resent at once rather than after the ack timeout.
+    if (zmq_socket_monitor(socket.handle(), monitor_endpoint.c_str(), ZMQ_EVENT_CONNECTED) != 0) {
+      throw zmq::error_t();
+    }
+    monitor.connect(monitor_endpoint);
+    socket.connect(endpoint);
+  }
+
+  zmq::socket_t socket;
+  zmq::socket_t monitor;
+};
+
 }  // namespace
 
 class GatewayClient::Impl {
  public:
-  explicit Impl(GatewayClientOptions options) : options_(std::move(options)) {}
+  explicit Impl(GatewayClientOptions options) : options_(std::move(options)) {
+    endpoints_.push_back(options_.endpoint);
+    endpoints_.insert(endpoints_.end(), options_.fallback_endpoints.begin(),
+                      options_.fallback_endpoints.end());
+    stats_.gateway = options_.endpoint;
+  }
 
   ~Impl() {
     {
@@ -98,13 +139,17 @@ class GatewayClient::Impl {
     flush_requested_ = false;
     if (!failure_.ok()) return failure_;
     if (done) return Status::Ok();
-    return Status::DeadlineExceeded("gateway " + options_.endpoint + " did not acknowledge " +
-                                    std::to_string(target - acked_or_rejected_) + " of " +
-                                    std::to_string(target) + " events within " +
-                                    (timeout_ms % 1000 == 0
-                                         ? std::to_string(timeout_ms / 1000) + "s"
-                                         : std::to_string(timeout_ms) + "ms") +
-                                    " (is it running and reachable?)");
+    std::string gateways = "gateway " + options_.endpoint;
+    if (endpoints_.size() > 1) {
+      gateways = "gateways " + options_.endpoint;
+      for (const std::string& fallback : options_.fallback_endpoints) gateways += ", " + fallback;
+    }
+    return Status::DeadlineExceeded(
+        gateways + " did not acknowledge " + std::to_string(target - acked_or_rejected_) + " of " +
+        std::to_string(target) + " events within " +
+        (timeout_ms % 1000 == 0 ? std::to_string(timeout_ms / 1000) + "s"
+                                : std::to_string(timeout_ms) + "ms") +
+        " (is it running and reachable?)");
   }
 
   GatewayClientStats stats() const {
@@ -268,38 +313,28 @@ class GatewayClient::Impl {
 
   void Run(std::promise<Status>* started) {
     zmq::context_t context(1);
-    zmq::socket_t socket(context, zmq::socket_type::dealer);
-    zmq::socket_t monitor(context, zmq::socket_type::pair);
-    try {
-      socket.set(zmq::sockopt::linger, 0);
-      // Only queue messages on a completed connection, so that an absent gateway shows up
-      // as "not sent" here rather than as messages piling up inside libzmq.
-      socket.set(zmq::sockopt::immediate, 1);
-      socket.set(zmq::sockopt::sndhwm, static_cast<int>(options_.max_unacked_batches) * 2);
-      socket.set(zmq::sockopt::reconnect_ivl, 100);
-      socket.set(zmq::sockopt::reconnect_ivl_max, 2000);
-      if (!options_.curve_server_key.empty()) {
-        socket.set(zmq::sockopt::curve_serverkey, options_.curve_server_key);
-        socket.set(zmq::sockopt::curve_publickey, options_.curve_public_key);
-        socket.set(zmq::sockopt::curve_secretkey, options_.curve_secret_key);
+    std::optional<GatewayConnection> connection;
+    // The fallbacks are checked by a throwaway socket each, so that a typo fails at start
+    // rather than at the first failover.
+    for (size_t i = 0; i < endpoints_.size(); ++i) {
+      try {
+        if (i == 0) {
+          connection.emplace(context, options_, endpoints_[0], MonitorEndpoint());
+        } else {
+          zmq::socket_t probe(context, zmq::socket_type::dealer);
+          ConfigureDealer(probe, options_);
+          probe.connect(endpoints_[i]);
+        }
+      } catch (const zmq::error_t& e) {
+        started->set_value(
+            Status::InvalidArgument("bad gateway address '" + endpoints_[i] + "': " + e.what()));
+        return;
       }
-      // A reconnect means batches in flight on the old connection may be lost: the monitor
-      // tells us so that they are resent at once rather than after the ack timeout.
-      const std::string monitor_endpoint =
-          "inproc://gateway-client-monitor-" + std::to_string(reinterpret_cast<uintptr_t>(this));
-      if (zmq_socket_monitor(socket.handle(), monitor_endpoint.c_str(), ZMQ_EVENT_CONNECTED) != 0) {
-        throw zmq::error_t();
-      }
-      monitor.connect(monitor_endpoint);
-      socket.connect(options_.endpoint);
-    } catch (const zmq::error_t& e) {
-      started->set_value(
-          Status::InvalidArgument("bad gateway address '" + options_.endpoint + "': " + e.what()));
-      return;
     }
     started->set_value(Status::Ok());
+    waiting_since_ = Clock::now();
     try {
-      Loop(socket, monitor);
+      Loop(context, connection);
     } catch (const std::exception& e) {
       std::lock_guard lock(mutex_);
       failure_ = Status::IoError("gateway connection failed: " + std::string(e.what()));
@@ -307,12 +342,21 @@ class GatewayClient::Impl {
     }
   }
 
-  void Loop(zmq::socket_t& socket, zmq::socket_t& monitor) {
+  // Each connection's monitor gets an address of its own: an old one's may not be released
+  // yet when the next connection binds it.
+  std::string MonitorEndpoint() {
+    return "inproc://gateway-client-monitor-" + std::to_string(reinterpret_cast<uintptr_t>(this)) +
+           "-" + std::to_string(monitors_++);
+  }
+
+  void Loop(zmq::context_t& context, std::optional<GatewayConnection>& connection) {
     while (true) {
       {
         std::lock_guard lock(mutex_);
         if (stopping_) return;
       }
+      zmq::socket_t& socket = connection->socket;
+      zmq::socket_t& monitor = connection->monitor;
       zmq::pollitem_t items[] = {{socket.handle(), 0, ZMQ_POLLIN, 0},
                                  {monitor.handle(), 0, ZMQ_POLLIN, 0}};
       zmq::poll(items, 2, std::chrono::milliseconds(5));
@@ -320,7 +364,48 @@ class GatewayClient::Impl {
       if ((items[0].revents & ZMQ_POLLIN) != 0) ReadAcks(socket);
       MakeBatches();
       SendDue(socket);
+      if (FailoverDue()) FailOver(context, connection);
     }
+  }
+
+  // True when there is another gateway to try and the current one has acknowledged
+  // nothing for failover_after_ms while batches waited.
+  bool FailoverDue() {
+    if (endpoints_.size() < 2) return false;
+    const auto now = Clock::now();
+    if (spool_.empty()) {
+      waiting_since_ = now;  // nothing outstanding, so nothing to wait for
+      return false;
+    }
+    return now - waiting_since_ >= std::chrono::milliseconds(options_.failover_after_ms);
+  }
+
+  // Leaves the current gateway for the next in the list and makes every held batch due
+  // again there, oldest first (SendDue walks the spool in order), with its original boot
+  // id and sequence.
+  void FailOver(zmq::context_t& context, std::optional<GatewayConnection>& connection) {
+    ReadAcks(connection->socket);  // what arrived already need not be sent again
+    if (!FailoverDue()) return;
+    const std::string& from = endpoints_[current_];
+    current_ = (current_ + 1) % endpoints_.size();
+    const std::string& to = endpoints_[current_];
+    const std::string message =
+        "failing over from gateway " + from + " to " + to + ": no acknowledgement for " +
+        std::to_string(options_.failover_after_ms) + "ms while " + std::to_string(spool_.size()) +
+        " batches waited (" + std::to_string(in_flight_) + " sent); resending them all";
+    connection.reset();
+    connection.emplace(context, options_, to, MonitorEndpoint());
+    connections_ = 0;
+    waiting_since_ = Clock::now();
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& [order, batch] : spool_) ResendSoon(batch);
+      ++stats_.failovers;
+      stats_.gateway = to;
+      stats_.unacked_batches = in_flight_;
+    }
+    // Logged once the stats say so, for whoever acts on the log line.
+    Log(LogLevel::kWarning, "agent.transport", message);
   }
 
   void OnMonitorEvent(zmq::socket_t& monitor) {
@@ -329,7 +414,7 @@ class GatewayClient::Impl {
       if (frame.more()) continue;  // the event frame; the address frame ends the message
       if (connections_++ == 0) continue;
       Log(LogLevel::kInfo, "agent.transport",
-          "reconnected to " + options_.endpoint + "; resending unacknowledged batches");
+          "reconnected to " + endpoints_[current_] + "; resending unacknowledged batches");
       std::lock_guard lock(mutex_);
       for (auto& [order, batch] : spool_) {
         if (batch.in_flight) ResendSoon(batch);
@@ -353,6 +438,8 @@ class GatewayClient::Impl {
             "gateway sent an acknowledgement that does not parse");
         continue;
       }
+      // Any answer shows the gateway is there, but one whose store fails is as good as gone.
+      if (ack.status() != v1::ACK_STATUS_UNAVAILABLE) waiting_since_ = Clock::now();
       auto key = index_.find({ack.boot_id(), ack.sequence()});
       if (key == index_.end()) continue;  // settled already (a duplicate ack)
       auto it = spool_.find(key->second);
@@ -508,7 +595,13 @@ class GatewayClient::Impl {
   // taken for changes only so that stats() and Flush() see consistent counters.
   uint64_t last_sequence_ = 0;
   uint64_t next_order_ = 1;
-  uint64_t connections_ = 0;
+  uint64_t connections_ = 0;            // of the current connection
+  std::vector<std::string> endpoints_;  // options_.endpoint, then the fallbacks
+  size_t current_ = 0;                  // index in endpoints_ of the gateway talked to
+  uint64_t monitors_ = 0;
+  // Since when the current gateway has owed an answer: its last ack, the connection to it,
+  // or the moment the spool was last empty.
+  Clock::time_point waiting_since_{};
   uint64_t in_flight_ = 0;
   uint64_t spool_bytes_ = 0;
   std::map<uint64_t, PendingBatch> spool_;                    // by order: oldest first
@@ -518,6 +611,12 @@ class GatewayClient::Impl {
 
 Result<std::unique_ptr<GatewayClient>> GatewayClient::Create(GatewayClientOptions options) {
   if (options.endpoint.empty()) return Status::InvalidArgument("gateway address is empty");
+  for (const std::string& fallback : options.fallback_endpoints) {
+    if (fallback.empty()) return Status::InvalidArgument("fallback gateway address is empty");
+  }
+  if (!options.fallback_endpoints.empty() && options.failover_after_ms == 0) {
+    return Status::InvalidArgument("failover time is zero");
+  }
   if (options.identity.id().empty() || options.identity.boot_id().empty()) {
     return Status::InvalidArgument("agent identity lacks an id or boot id");
   }

@@ -10,6 +10,24 @@
 // counted as dropped, and the floor tells the gateway it may skip them. Batches left in the
 // spool by an earlier run are resent with their original boot id and sequence.
 //
+// Failover: several gateways of one cluster may be given (`endpoint`, then
+// `fallback_endpoints`). The client talks to one at a time, never to all through one DEALER
+// (which would deal batches round-robin across them and break the per-boot order the
+// gateway applies). When the current gateway has acknowledged nothing for
+// `failover_after_ms` while batches wait (sent and unacknowledged, or not sendable for want
+// of a connection), the client drops the connection, connects to the next endpoint in the
+// list (wrapping), and resends every batch it holds in sequence order, each with its
+// original boot id and sequence. The first batch of a boot it sends there is its lowest
+// held one, so its resend floor equals its sequence: a gateway that never saw this boot
+// (one with a store of its own) applies it past the gap and counts the gap; one that shares
+// the store sees the mark and acknowledges what it applied before as duplicates. Nothing
+// is lost either way; with stores of their own, a batch the old gateway stored but whose
+// ack died with it is stored by both (the agent cannot tell it from a lost one). Any ack
+// but "store unavailable" counts as a sign of life; the clock also restarts while the
+// spool is empty and on each failover, so with every gateway down the client moves on to
+// the next one every `failover_after_ms`. With one endpoint there is no failover: the
+// socket reconnects to it forever, as before.
+//
 // Threading: one internal thread owns the ZeroMQ context and socket. Emit() and Flush()
 // may be called from any one other thread.
 #pragma once
@@ -26,6 +44,12 @@ namespace flowgate::agent {
 struct GatewayClientOptions {
   // ZeroMQ endpoint of the gateway's agent listener, e.g. "tcp://gw:7151". REQUIRED.
   std::string endpoint;
+  // Gateways of the same cluster to fail over to, in turn after `endpoint` (see the top of
+  // this file). They share the gateway's CURVE key. Default: none.
+  std::vector<std::string> fallback_endpoints;
+  // Fail over when the current gateway acknowledged nothing for this long while batches
+  // wait. Only with `fallback_endpoints`. Default: 10000 ms (two ack timeouts).
+  uint32_t failover_after_ms = 10'000;
   // Who we are; boot_id and id are REQUIRED.
   v1::AgentIdentity identity;
   // A batch is sent when it holds this many events... Default: 512.
@@ -73,11 +97,13 @@ struct GatewayClientStats {
   uint64_t spool_restored = 0;        // batches found in the spool at start (an earlier run's)
   uint64_t spool_errors = 0;          // spool files that could not be written, read or removed
   uint64_t batches_out_of_order = 0;  // acks saying an earlier batch was still due
+  uint64_t failovers = 0;             // moves to the next gateway (see the top of this file)
+  std::string gateway;                // the endpoint of the gateway talked to now
 };
 
 class GatewayClient final : public EventSink {
  public:
-  // Validates the endpoint (a malformed one fails here with a message naming it) and
+  // Validates the endpoints (a malformed one fails here with a message naming it) and
   // starts the delivery thread. An unreachable gateway is not an error here: delivery
   // waits for it, and Flush reports what was not delivered.
   static Result<std::unique_ptr<GatewayClient>> Create(GatewayClientOptions options);
@@ -86,7 +112,7 @@ class GatewayClient final : public EventSink {
   void Emit(const v1::Event& event) override;
   // Sends what is queued at once and waits until the gateway acknowledged everything
   // emitted so far and every batch restored from the spool, or `timeout_ms` passed
-  // (DeadlineExceeded naming the gateway).
+  // (DeadlineExceeded naming the gateway, or all of them when there are several).
   Status Flush(uint64_t timeout_ms) override;
 
   GatewayClientStats stats() const;

@@ -42,18 +42,26 @@ inline std::string MakeCapture(const TempDir& dir, const std::string& name, int 
   return path;
 }
 
-// The events of an agent's --json-out file. Only agent_status differs between runs of the
-// same capture, so callers compare everything.
-inline EventBag JsonOutEvents(const std::string& path) {
+// The events of an agent's --json-out file, in the order the agent emitted them (which is
+// also the order of its batches to the gateway).
+inline std::vector<std::string> JsonOutEventLog(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream bytes;
   bytes << in.rdbuf();
   std::string error;
-  EventBag bag;
+  std::vector<std::string> log;
   for (const nlohmann::json& message : ParseNetifydStream(bytes.str(), &error)) {
-    bag[message.dump()] += 1;
+    log.push_back(message.dump());
   }
   EXPECT_TRUE(error.empty()) << path << ": " << error;
+  return log;
+}
+
+// The events of an agent's --json-out file. Only agent_status differs between runs of the
+// same capture, so callers compare everything.
+inline EventBag JsonOutEvents(const std::string& path) {
+  EventBag bag;
+  for (const std::string& event : JsonOutEventLog(path)) bag[event] += 1;
   return bag;
 }
 
@@ -63,9 +71,11 @@ inline uint64_t Count(const EventBag& bag) {
   return n;
 }
 
-// Every event in the store at `data_dir` (the gateway must be stopped), by agent name.
-inline std::map<std::string, EventBag> StoredEventsByAgent(const std::string& data_dir) {
-  std::map<std::string, EventBag> by_agent;
+// Every event in the store at `data_dir` (the gateway must be stopped), by agent name, in
+// the order of the store's log.
+inline std::map<std::string, std::vector<std::string>> StoredEventLogByAgent(
+    const std::string& data_dir) {
+  std::map<std::string, std::vector<std::string>> by_agent;
   Result<std::unique_ptr<storage::FlowStore>> store =
       storage::OpenRocksFlowStore({.path = data_dir});
   EXPECT_TRUE(store.ok()) << store.status().message();
@@ -77,9 +87,18 @@ inline std::map<std::string, EventBag> StoredEventsByAgent(const std::string& da
     EXPECT_TRUE(read.ok()) << read.message();
     if (!read.ok() || events.empty()) break;
     for (const v1::StoredEvent& stored : events) {
-      by_agent[stored.agent().name()][Canonical(stored.event())] += 1;
+      by_agent[stored.agent().name()].push_back(Canonical(stored.event()));
       after = stored.gateway_sequence();
     }
+  }
+  return by_agent;
+}
+
+// Every event in the store at `data_dir` (the gateway must be stopped), by agent name.
+inline std::map<std::string, EventBag> StoredEventsByAgent(const std::string& data_dir) {
+  std::map<std::string, EventBag> by_agent;
+  for (const auto& [agent, log] : StoredEventLogByAgent(data_dir)) {
+    for (const std::string& event : log) by_agent[agent][event] += 1;
   }
   return by_agent;
 }
