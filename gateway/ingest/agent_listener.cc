@@ -214,7 +214,7 @@ class ZmqAgentListener final : public AgentListener {
         }
         for (storage::AppendItem& item : groups[g].items) merged.items.push_back(std::move(item));
       }
-      StoreGroup(merged);
+      const Status stored = StoreGroup(merged);
       {
         std::lock_guard lock(pipeline_mutex_);
         frames_at_store_ -= merged.received.size();
@@ -226,7 +226,34 @@ class ZmqAgentListener final : public AgentListener {
       } catch (const zmq::error_t& e) {
         Log(LogLevel::kError, "gateway.ingest", std::string("ZeroMQ error: ") + e.what());
       }
+      BackOffWhileTheStoreFails(stored);
     }
+  }
+
+  // A store that cannot write (a ClickHouse server down, a full disk) fails every group at
+  // once; its agents resend as soon as they hear so. Waiting a little longer after each
+  // failure keeps that from becoming a busy loop of resends and log lines; the agents spool
+  // meanwhile, and the first write that succeeds resets the wait.
+  void BackOffWhileTheStoreFails(const Status& stored) {
+    if (stored.ok()) {
+      if (failed_writes_ != 0) {
+        Log(LogLevel::kInfo, "gateway.ingest",
+            "store writes again after " + std::to_string(failed_writes_) + " failed writes");
+      }
+      failed_writes_ = 0;
+      return;
+    }
+    if (failed_writes_++ == 0) {
+      Log(LogLevel::kError, "gateway.ingest",
+          "store failed, withholding acknowledgements (agents spool and resend): " +
+              stored.message());
+    } else {
+      store_failure_log_.Log(LogLevel::kError, "store still failing: " + stored.message());
+    }
+    const auto wait = std::chrono::milliseconds(std::min<uint64_t>(
+        kMaxStoreBackoffMs, uint64_t{50} << std::min<uint64_t>(failed_writes_, 6)));
+    std::unique_lock lock(pipeline_mutex_);
+    to_store_ready_.wait_for(lock, wait, [this] { return stopping_.load(); });
   }
 
   void Count(uint64_t AgentListenerStats::*counter, uint64_t n = 1) {
@@ -313,11 +340,12 @@ class ZmqAgentListener final : public AgentListener {
 
   // On the store thread: stores the group's batches in one write (the outcome of each is
   // in its item.result; a failed write fails them all) and fills every acknowledgement.
-  void StoreGroup(Group& group) {
+  Status StoreGroup(Group& group) {
+    Status written = Status::Ok();
     if (!group.items.empty()) {
       const uint64_t now_ms = WallMs();
       for (storage::AppendItem& item : group.items) item.received_at_ms = now_ms;
-      (void)store_.AppendBatch(group.items, static_cast<bool>(on_stored_));
+      written = store_.AppendBatch(group.items, static_cast<bool>(on_stored_));
     }
     for (Received& received : group.received) {
       if (received.item == kNoItem) {
@@ -326,6 +354,7 @@ class ZmqAgentListener final : public AgentListener {
         Apply(group.items[received.item], received.peer, &received.ack);
       }
     }
+    return written;
   }
 
   // On the socket thread: sends the acknowledgements of every group the store thread is
@@ -410,10 +439,10 @@ class ZmqAgentListener final : public AgentListener {
       if (result.status().code() == StatusCode::kInvalidArgument) {
         Reject(ack, {RejectReason::kMalformed, result.status().message()}, envelope.agent(), peer);
       } else {
+        // Logged once per failed write by the store thread, not per batch.
         Count(&AgentListenerStats::store_failures);
         ack->set_status(v1::ACK_STATUS_UNAVAILABLE);
         ack->set_error("store failed: " + result.status().message());
-        Log(LogLevel::kError, "gateway.ingest", ack->error());
       }
       return;
     }
@@ -467,6 +496,10 @@ class ZmqAgentListener final : public AgentListener {
   std::mutex pipeline_mutex_;
   std::condition_variable to_store_ready_;
   std::vector<Group> to_store_;
+  // Store thread only: writes failed in a row, and their log beyond the first.
+  uint64_t failed_writes_ = 0;
+  static constexpr uint64_t kMaxStoreBackoffMs = 2000;
+  LogLimiter store_failure_log_{"gateway.ingest", "store failure lines", 1};
   std::vector<Group> acknowledge_;
   size_t frames_at_store_ = 0;
   mutable std::mutex mutex_;

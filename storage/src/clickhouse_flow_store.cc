@@ -358,7 +358,9 @@ Status ClickHouseFlowStore::FetchMarksAndAgents(const std::vector<AppendItem>& i
 
 Status ClickHouseFlowStore::FetchDimensions(const std::vector<AppendItem>& items) {
   std::set<std::string> wanted;
-  std::unordered_set<std::string> described;  // flows a `flow` event of the group describes
+  // Flows a `flow` event of the group described before the event at hand: the rollup sums
+  // know those by then, as they do when the RocksDB store meets the same events.
+  std::unordered_set<std::string> described;
   for (const AppendItem& item : items) {
     const std::string& agent_id = item.envelope.agent().id();
     for (const v1::Event& event : item.envelope.events()) {

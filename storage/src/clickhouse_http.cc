@@ -64,13 +64,15 @@ Result<std::string> ClickHouseHttp::Post(std::string_view query_parameter, std::
   CURL* curl = connection->handle.get();
   if (curl == nullptr) return Status::Internal("libcurl could not make a handle");
 
-  std::string url = url_ + "/";
+  // Without wait_end_of_query an error met after the answer began streaming arrives as
+  // HTTP 200 with the message appended to the data; with it, as an error status.
+  std::string url = url_ + "/?wait_end_of_query=1";
   if (!query_parameter.empty()) {
     std::unique_ptr<char, decltype(&curl_free)> escaped(
         curl_easy_escape(curl, query_parameter.data(), static_cast<int>(query_parameter.size())),
         &curl_free);
     if (escaped == nullptr) return Status::Internal("libcurl could not escape a query");
-    url += "?query=";
+    url += "&query=";
     url += escaped.get();
   }
   std::string answer;

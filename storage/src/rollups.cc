@@ -159,13 +159,10 @@ void RollupAccumulator::Add(const std::string& agent_id, const v1::Event& event,
         AddTo(agent_id, DimensionsOf(agent_id, c.digest()),
               c.last_seen_at() != 0 ? c.last_seen_at() : received_at_ms, delta);
       }
-      // A purged flow sends nothing more: its dimensions need not be remembered.
-      if (purge) {
-        key_ = agent_id;
-        key_ += '\0';
-        key_ += c.digest();
-        known_.erase(key_);
-      }
+      // A purged flow's dimensions stay known: a later flow with the same addresses has the
+      // same digest, and traffic it reports before its own `flow` event must be attributed
+      // the same way whichever batches the events arrive in (forgetting them made the
+      // attribution depend on where group boundaries fell).
       return;
     }
     default:

@@ -25,9 +25,22 @@ class HistoryGateway {
  public:
   HistoryGateway(const std::string& data_dir, const std::string& socket_path,
                  std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"--data-dir", data_dir,        "--json-socket",
-                                     socket_path,  "--grpc-listen", "127.0.0.1:0"};
+    std::vector<std::string> args = {"--data-dir", data_dir, "--json-socket", socket_path};
     args.insert(args.end(), extra.begin(), extra.end());
+    Start(std::move(args));
+  }
+  // A gateway started with exactly `args` (its store, sockets...) and gRPC on a free port.
+  explicit HistoryGateway(std::vector<std::string> args) { Start(std::move(args)); }
+
+  bool ready() const { return stub_ != nullptr; }
+  GatewayProcess& process() { return *process_; }
+  const std::string& address() const { return address_; }
+  v1::FlowService::Stub& stub() { return *stub_; }
+  std::string log() const { return process_->log(); }
+
+ private:
+  void Start(std::vector<std::string> args) {
+    args.insert(args.end(), {"--grpc-listen", "127.0.0.1:0"});
     process_ = std::make_unique<GatewayProcess>(args);
     if (!process_->ready()) return;
     const std::string log = process_->log();
@@ -40,13 +53,6 @@ class HistoryGateway {
     stub_ = v1::FlowService::NewStub(channel_);
   }
 
-  bool ready() const { return stub_ != nullptr; }
-  GatewayProcess& process() { return *process_; }
-  const std::string& address() const { return address_; }
-  v1::FlowService::Stub& stub() { return *stub_; }
-  std::string log() const { return process_->log(); }
-
- private:
   std::unique_ptr<GatewayProcess> process_;
   std::string address_;
   std::shared_ptr<grpc::Channel> channel_;
