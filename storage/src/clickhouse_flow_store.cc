@@ -8,7 +8,10 @@
 //               key's fields), the batch identity (agent, boot, sequence), the arrival
 //               time, the part's activity times and the dimensions of its metadata.
 //               Partitioned by the day of the part's last activity, so retention drops days.
-//   rollups     per-minute sums (see rollups.h) per applied batch; by day of the minute.
+//   rollups     per-minute sums (see rollups.h) per applied batch: one row per dimension and
+//               minute, the names and their sums in arrays (a batch touches one or two
+//               minutes but hundreds of names: one row per name made ingest and Top pay for
+//               collapsing rows name by name); by day of the minute.
 //   marks       (agent, boot) -> the highest sequence applied (max over rows).
 //   agents      agent id -> AgentRecord; the newest row wins.
 //   retention   the retention horizon (max over rows).
@@ -28,6 +31,7 @@
 #include <algorithm>
 #include <atomic>
 #include <deque>
+#include <future>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -90,10 +94,11 @@ constexpr TableSchema kTables[] = {
      "ORDER BY (agent_id, digest, boot_id, batch_sequence)",
      "sipHash64(agent_id)"},
     {"rollups",
-     "day Date, dimension UInt8, minute_ms UInt64, agent_id String, value String, "
-     "boot_id String, batch_sequence UInt64, bytes UInt64, packets UInt64, flows UInt64",
+     "day Date, dimension UInt8, minute_ms UInt64, agent_id String, boot_id String, "
+     "batch_sequence UInt64, names Array(String), bytes Array(UInt64), packets Array(UInt64), "
+     "flows Array(UInt64)",
      "ReplacingMergeTree() PARTITION BY toYYYYMMDD(day) "
-     "ORDER BY (dimension, minute_ms, agent_id, value, boot_id, batch_sequence)",
+     "ORDER BY (dimension, minute_ms, agent_id, boot_id, batch_sequence)",
      "sipHash64(agent_id)"},
     {"marks", "agent_id String, boot_id String, sequence UInt64",
      "ReplacingMergeTree(sequence) ORDER BY (agent_id, boot_id)", "sipHash64(agent_id)"},
@@ -161,6 +166,8 @@ class ClickHouseFlowStore final : public FlowStore {
   // not know, so that they are attributed as the RocksDB store attributes them.
   Status FetchDimensions(const std::vector<AppendItem>& items);
   Status AppendGroup(std::vector<AppendItem>& items, bool want_stored);
+  // Inserts each table's rows into each shard's local table, all at once; the first error.
+  Status InsertAll(const std::vector<std::pair<const char*, std::vector<std::string>*>>& tables);
   Result<std::optional<v1::AgentRecord>> FetchAgent(const std::string& agent_id);
   // Merges the flow parts that `where` selects per flow, for flows whose merged activity
   // `having` accepts (both SQL, may be empty), in (agent id, digest) order.
@@ -297,15 +304,24 @@ Status ClickHouseFlowStore::AppendBatch(std::vector<AppendItem>& items, bool wan
 Status ClickHouseFlowStore::FetchMarksAndAgents(const std::vector<AppendItem>& items) {
   std::set<std::string> boots, agents;  // SQL tuples / literals to ask for
   std::unordered_set<std::string> asked;
+  // The mark each boot would have after the group's earlier batches, by the cache.
+  std::unordered_map<std::string, uint64_t> expected;
   for (const AppendItem& item : items) {
     const v1::AgentIdentity& agent = item.envelope.agent();
     if (agent.id().empty() || agent.boot_id().empty()) continue;
     const std::string key = JoinKey(agent.id(), agent.boot_id());
     auto cached = marks_cache_.find(key);
     const uint64_t sequence = item.envelope.sequence();
-    const bool looks_out_of_order = cached != marks_cache_.end() && sequence > cached->second + 1 &&
-                                    item.envelope.resend_floor() != sequence;
-    if ((cached == marks_cache_.end() || looks_out_of_order) && asked.insert(key).second) {
+    bool ask = cached == marks_cache_.end();
+    if (!ask) {
+      uint64_t& mark = expected.try_emplace(key, cached->second).first->second;
+      if (sequence == mark + 1 || item.envelope.resend_floor() == sequence) {
+        mark = std::max(mark, sequence);
+      } else if (sequence > mark + 1) {
+        ask = true;  // looks out of order here: another gateway may have applied the gap
+      }
+    }
+    if (ask && asked.insert(key).second) {
       boots.insert("(" + SqlQuote(agent.id()) + ", " + SqlQuote(agent.boot_id()) + ")");
     }
     std::lock_guard lock(mutex_);
@@ -472,11 +488,13 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
       }
       rollup_sums_.Add(agent.id(), event, item.received_at_ms);
       if (event.has_agent_status()) *update.record.mutable_last_status() = event.agent_status();
+      // Into the live log without a copy (the envelope is done with it); one copy for
+      // fan-out when wanted.
       v1::StoredEvent& out = logged.emplace_back();
       out.set_gateway_sequence(sequence);
       out.set_received_at(item.received_at_ms);
       *out.mutable_agent() = stored_agent;
-      *out.mutable_event() = event;
+      out.mutable_event()->Swap(&event);
       if (want_stored) item.stored.push_back(out);
       ++sequence;
     }
@@ -501,19 +519,35 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
       flow->SerializeToString(&buffer);
       PutRowBinaryString(buffer, &rows);
     }
+    // The batch's sums by (dimension, minute), each one row of arrays.
+    struct MinuteSums {
+      std::vector<std::string> names;
+      std::vector<RollupCounters> counters;
+    };
+    std::map<std::pair<uint8_t, uint64_t>, MinuteSums> minutes;
     rollup_sums_.Drain([&](RollupDimension dimension, const RollupRow& row) {
-      std::string& out = rollup_rows[shard];
-      PutRowBinaryDateOf(row.minute_ms, &out);
-      PutRowBinaryUInt8(DimensionCode(dimension), &out);
-      PutRowBinaryUInt64(row.minute_ms, &out);
-      PutRowBinaryString(row.agent_id, &out);
-      PutRowBinaryString(row.value, &out);
+      MinuteSums& sums = minutes[{DimensionCode(dimension), row.minute_ms}];
+      sums.names.emplace_back(row.value);
+      sums.counters.push_back(row.counters);
+    });
+    std::string& out = rollup_rows[shard];
+    for (const auto& [key, sums] : minutes) {
+      PutRowBinaryDateOf(key.second, &out);
+      PutRowBinaryUInt8(key.first, &out);
+      PutRowBinaryUInt64(key.second, &out);
+      PutRowBinaryString(agent.id(), &out);
       PutRowBinaryString(agent.boot_id(), &out);
       PutRowBinaryUInt64(envelope.sequence(), &out);
-      PutRowBinaryUInt64(row.counters.bytes, &out);
-      PutRowBinaryUInt64(row.counters.packets, &out);
-      PutRowBinaryUInt64(row.counters.flows, &out);
-    });
+      PutRowBinaryArraySize(sums.names.size(), &out);
+      for (const std::string& name : sums.names) PutRowBinaryString(name, &out);
+      for (uint64_t RollupCounters::*field :
+           {&RollupCounters::bytes, &RollupCounters::packets, &RollupCounters::flows}) {
+        PutRowBinaryArraySize(sums.counters.size(), &out);
+        for (const RollupCounters& counters : sums.counters) {
+          PutRowBinaryUInt64(counters.*field, &out);
+        }
+      }
+    }
   }
   for (const auto& [mark_key, mark] : marks) {
     const size_t separator = mark_key.find('\0');
@@ -532,17 +566,11 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
     PutRowBinaryString(update.record.SerializeAsString(), &out);
   }
 
-  // Data first, marks last: a batch whose mark is written is wholly stored.
-  for (const auto& [table, rows] :
-       {std::pair<const char*, std::vector<std::string>*>{"flow_parts", &flow_rows},
-        {"rollups", &rollup_rows},
-        {"agents", &agent_rows},
-        {"marks", &mark_rows}}) {
-    for (size_t shard = 0; shard < servers_.size(); ++shard) {
-      if ((*rows)[shard].empty()) continue;
-      FLOWGATE_RETURN_IF_ERROR(servers_[shard]->Insert(LocalTable(table), (*rows)[shard]));
-    }
-  }
+  // Data first, the registry and marks last: a batch whose mark is written is wholly
+  // stored. Each stage's inserts go out at once (they are independent), so a group waits
+  // for the slowest shard, not for the sum of them.
+  FLOWGATE_RETURN_IF_ERROR(InsertAll({{"flow_parts", &flow_rows}, {"rollups", &rollup_rows}}));
+  FLOWGATE_RETURN_IF_ERROR(InsertAll({{"agents", &agent_rows}, {"marks", &mark_rows}}));
 
   for (const auto& [mark_key, mark] : marks) marks_cache_[mark_key] = mark;
   std::lock_guard lock(mutex_);
@@ -551,6 +579,27 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
   for (v1::StoredEvent& event : logged) live_log_.push_back(std::move(event));
   while (live_log_.size() > options_.live_log_events) live_log_.pop_front();
   return Status::Ok();
+}
+
+Status ClickHouseFlowStore::InsertAll(
+    const std::vector<std::pair<const char*, std::vector<std::string>*>>& tables) {
+  std::vector<std::future<Status>> inserts;
+  for (const auto& [table, rows] : tables) {
+    for (size_t shard = 0; shard < servers_.size(); ++shard) {
+      const std::string& data = (*rows)[shard];
+      if (data.empty()) continue;
+      inserts.push_back(
+          std::async(std::launch::async, [this, shard, &data, name = LocalTable(table)] {
+            return servers_[shard]->Insert(name, data);
+          }));
+    }
+  }
+  Status first_error = Status::Ok();
+  for (std::future<Status>& insert : inserts) {
+    Status status = insert.get();
+    if (first_error.ok() && !status.ok()) first_error = std::move(status);
+  }
+  return first_error;
 }
 
 Status ClickHouseFlowStore::ReadFlows(const std::string& where, const std::string& having,
@@ -645,13 +694,15 @@ Status ClickHouseFlowStore::ScanRollups(RollupDimension dimension, uint64_t from
     range += " AND minute_ms < " +
              std::to_string((to_ms + kRollupMinuteMs - 1) / kRollupMinuteMs * kRollupMinuteMs);
   }
+  // Inner: one row per batch identity (collapsing a batch stored twice); then its names.
   Result<std::string> answer = Read(
-      "SELECT minute_ms, agent_id, value, sum(b), sum(p), sum(f) FROM (SELECT minute_ms, "
-      "agent_id, value, any(bytes) AS b, any(packets) AS p, any(flows) AS f FROM " +
+      "SELECT minute_ms, agent_id, name, sum(b), sum(p), sum(f) FROM (SELECT minute_ms, "
+      "agent_id, any(names) AS n, any(bytes) AS bs, any(packets) AS ps, any(flows) AS fs FROM " +
       ReadTable("rollups") + " WHERE dimension = " + std::to_string(DimensionCode(dimension)) +
       " AND " + range +
-      " GROUP BY minute_ms, agent_id, value, boot_id, batch_sequence) GROUP BY minute_ms, "
-      "agent_id, value ORDER BY minute_ms, agent_id, value FORMAT RowBinary");
+      " GROUP BY minute_ms, agent_id, boot_id, batch_sequence) ARRAY JOIN n AS name, bs AS b, "
+      "ps AS p, fs AS f GROUP BY minute_ms, agent_id, name ORDER BY minute_ms, agent_id, name "
+      "FORMAT RowBinary");
   if (!answer.ok()) return answer.status();
   RowBinaryReader reader(*answer);
   RollupRow row;

@@ -167,13 +167,16 @@ void PutRowBinaryUInt64(uint64_t value, std::string* out) {
   for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>(value >> (8 * i)));
 }
 
-void PutRowBinaryString(std::string_view value, std::string* out) {
-  uint64_t size = value.size();
+void PutRowBinaryArraySize(uint64_t size, std::string* out) {
   while (size >= 0x80) {
     out->push_back(static_cast<char>((size & 0x7f) | 0x80));
     size >>= 7;
   }
   out->push_back(static_cast<char>(size));
+}
+
+void PutRowBinaryString(std::string_view value, std::string* out) {
+  PutRowBinaryArraySize(value.size(), out);  // the same LEB128 length
   out->append(value);
 }
 

@@ -58,6 +58,8 @@ std::string SqlQuote(std::string_view text);
 void PutRowBinaryUInt8(uint8_t value, std::string* out);
 void PutRowBinaryUInt64(uint64_t value, std::string* out);
 void PutRowBinaryString(std::string_view value, std::string* out);
+// An Array value starts with its element count; the elements follow.
+void PutRowBinaryArraySize(uint64_t size, std::string* out);
 // A Date column: days since 1970-01-01 of `at_ms`.
 void PutRowBinaryDateOf(uint64_t at_ms, std::string* out);
 
