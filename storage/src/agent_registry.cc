@@ -39,6 +39,13 @@ BatchVerdict JudgeBatch(const v1::Envelope& envelope, uint64_t mark, uint64_t re
   return verdict;
 }
 
+void FailGroup(const Status& status, std::vector<AppendItem>& items) {
+  for (AppendItem& item : items) {
+    item.result = status;
+    item.stored.clear();
+  }
+}
+
 void CountRejection(const v1::AgentIdentity& agent, const std::string& reason,
                     const std::string& address, uint64_t received_at_ms, v1::AgentRecord* record) {
   if (!record->has_identity()) *record->mutable_identity() = agent;

@@ -27,6 +27,9 @@ struct BatchVerdict {
 BatchVerdict JudgeBatch(const v1::Envelope& envelope, uint64_t mark, uint64_t received_at_ms,
                         v1::AgentRecord* record);
 
+// A group's write failed: nothing of it was applied, `status` is every item's result.
+void FailGroup(const Status& status, std::vector<AppendItem>& items);
+
 // Counts a batch of `agent` refused by ingest for `reason`, from peer `address` ("" unknown).
 void CountRejection(const v1::AgentIdentity& agent, const std::string& reason,
                     const std::string& address, uint64_t received_at_ms, v1::AgentRecord* record);

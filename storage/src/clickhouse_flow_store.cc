@@ -49,17 +49,6 @@
 namespace flowgate::storage {
 namespace {
 
-uint8_t DimensionCode(RollupDimension dimension) {
-  switch (dimension) {
-    case RollupDimension::kProtocol:
-      return 'p';
-    case RollupDimension::kHost:
-      return 'h';
-    default:
-      return 'a';
-  }
-}
-
 std::string JoinKey(std::string_view a, std::string_view b) {
   std::string key(a);
   key += '\0';
@@ -114,8 +103,6 @@ class ClickHouseFlowStore final : public FlowStore {
  public:
   static Result<std::unique_ptr<FlowStore>> Open(const ClickHouseStoreOptions& options);
 
-  Result<AppendResult> Append(const v1::Envelope& envelope, uint64_t received_at_ms,
-                              std::vector<v1::StoredEvent>* stored) override;
   Status AppendBatch(std::vector<AppendItem>& items, bool want_stored) override;
   Result<std::optional<v1::FlowRecord>> GetFlow(const std::string& agent_id,
                                                 const std::string& digest) override;
@@ -168,7 +155,8 @@ class ClickHouseFlowStore final : public FlowStore {
   Status AppendGroup(std::vector<AppendItem>& items, bool want_stored);
   // Inserts each table's rows into each shard's local table, all at once; the first error.
   Status InsertAll(const std::vector<std::pair<const char*, std::vector<std::string>*>>& tables);
-  Result<std::optional<v1::AgentRecord>> FetchAgent(const std::string& agent_id);
+  // The newest registry record of each agent `where` (SQL, "" for all) selects.
+  Result<std::map<std::string, v1::AgentRecord>> FetchAgents(const std::string& where);
   // Merges the flow parts that `where` selects per flow, for flows whose merged activity
   // `having` accepts (both SQL, may be empty), in (agent id, digest) order.
   Status ReadFlows(const std::string& where, const std::string& having,
@@ -276,26 +264,12 @@ Result<std::string> ClickHouseFlowStore::Read(const std::string& sql) {
   return last;
 }
 
-Result<AppendResult> ClickHouseFlowStore::Append(const v1::Envelope& envelope,
-                                                 uint64_t received_at_ms,
-                                                 std::vector<v1::StoredEvent>* stored) {
-  std::vector<AppendItem> items(1);
-  items[0].envelope = envelope;
-  items[0].received_at_ms = received_at_ms;
-  FLOWGATE_RETURN_IF_ERROR(AppendBatch(items, stored != nullptr));
-  if (stored != nullptr) *stored = std::move(items[0].stored);
-  return std::move(items[0].result);
-}
-
 Status ClickHouseFlowStore::AppendBatch(std::vector<AppendItem>& items, bool want_stored) {
   std::lock_guard ingest(ingest_mutex_);
   Status status = AppendGroup(items, want_stored);
   if (!status.ok()) {
     rollup_sums_.Discard();
-    for (AppendItem& item : items) {
-      item.result = status;
-      item.stored.clear();
-    }
+    FailGroup(status, items);
   }
   fetched_dimensions_.clear();
   return status;
@@ -353,21 +327,11 @@ Status ClickHouseFlowStore::FetchMarksAndAgents(const std::vector<AppendItem>& i
     for (const std::string& key : asked) marks_cache_.try_emplace(key, 0);
   }
   if (!agents.empty()) {
-    Result<std::string> answer =
-        Read("SELECT agent_id, argMax(record, updated_ms) FROM " + ReadTable("agents") +
-             " WHERE agent_id IN (" + join(agents) + ") GROUP BY agent_id FORMAT RowBinary");
-    if (!answer.ok()) return answer.status();
-    RowBinaryReader reader(*answer);
-    while (!reader.done()) {
-      std::string_view agent_id, bytes;
-      v1::AgentRecord record;
-      if (!reader.ReadString(&agent_id) || !reader.ReadString(&bytes) ||
-          !record.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-        return Status::Corruption("ClickHouse answered an agent record that does not parse");
-      }
-      std::lock_guard lock(mutex_);
-      registry_.try_emplace(std::string(agent_id), std::move(record));
-    }
+    Result<std::map<std::string, v1::AgentRecord>> records =
+        FetchAgents("agent_id IN (" + join(agents) + ")");
+    if (!records.ok()) return records.status();
+    std::lock_guard lock(mutex_);
+    for (auto& [agent_id, record] : *records) registry_.try_emplace(agent_id, std::move(record));
   }
   return Status::Ok();
 }
@@ -526,7 +490,8 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
     };
     std::map<std::pair<uint8_t, uint64_t>, MinuteSums> minutes;
     rollup_sums_.Drain([&](RollupDimension dimension, const RollupRow& row) {
-      MinuteSums& sums = minutes[{DimensionCode(dimension), row.minute_ms}];
+      MinuteSums& sums =
+          minutes[{static_cast<uint8_t>(RollupDimensionCode(dimension)), row.minute_ms}];
       sums.names.emplace_back(row.value);
       sums.counters.push_back(row.counters);
     });
@@ -698,8 +663,8 @@ Status ClickHouseFlowStore::ScanRollups(RollupDimension dimension, uint64_t from
   Result<std::string> answer = Read(
       "SELECT minute_ms, agent_id, name, sum(b), sum(p), sum(f) FROM (SELECT minute_ms, "
       "agent_id, any(names) AS n, any(bytes) AS bs, any(packets) AS ps, any(flows) AS fs FROM " +
-      ReadTable("rollups") + " WHERE dimension = " + std::to_string(DimensionCode(dimension)) +
-      " AND " + range +
+      ReadTable("rollups") + " WHERE dimension = " +
+      std::to_string(static_cast<int>(RollupDimensionCode(dimension))) + " AND " + range +
       " GROUP BY minute_ms, agent_id, boot_id, batch_sequence) ARRAY JOIN n AS name, bs AS b, "
       "ps AS p, fs AS f GROUP BY minute_ms, agent_id, name ORDER BY minute_ms, agent_id, name "
       "FORMAT RowBinary");
@@ -731,28 +696,13 @@ Status ClickHouseFlowStore::ReadEvents(uint64_t after_sequence, size_t limit,
   return Status::Ok();
 }
 
-Result<std::optional<v1::AgentRecord>> ClickHouseFlowStore::FetchAgent(
-    const std::string& agent_id) {
+Result<std::map<std::string, v1::AgentRecord>> ClickHouseFlowStore::FetchAgents(
+    const std::string& where) {
   Result<std::string> answer =
-      Read("SELECT argMax(record, updated_ms) FROM " + ReadTable("agents") +
-           " WHERE agent_id = " + SqlQuote(agent_id) + " GROUP BY agent_id FORMAT RowBinary");
+      Read("SELECT agent_id, argMax(record, updated_ms) FROM " + ReadTable("agents") +
+           (where.empty() ? "" : " WHERE " + where) + " GROUP BY agent_id FORMAT RowBinary");
   if (!answer.ok()) return answer.status();
-  if (answer->empty()) return std::optional<v1::AgentRecord>();
-  RowBinaryReader reader(*answer);
-  std::string_view bytes;
-  v1::AgentRecord record;
-  if (!reader.ReadString(&bytes) ||
-      !record.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
-    return Status::Corruption("agent record of " + agent_id + " does not parse");
-  }
-  return std::optional<v1::AgentRecord>(std::move(record));
-}
-
-Result<std::vector<v1::AgentRecord>> ClickHouseFlowStore::ListAgents() {
-  Result<std::string> answer = Read("SELECT agent_id, argMax(record, updated_ms) FROM " +
-                                    ReadTable("agents") + " GROUP BY agent_id FORMAT RowBinary");
-  if (!answer.ok()) return answer.status();
-  std::map<std::string, v1::AgentRecord> fleet;
+  std::map<std::string, v1::AgentRecord> records;
   RowBinaryReader reader(*answer);
   while (!reader.done()) {
     std::string_view agent_id, bytes;
@@ -761,8 +711,15 @@ Result<std::vector<v1::AgentRecord>> ClickHouseFlowStore::ListAgents() {
         !record.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
       return Status::Corruption("ClickHouse answered an agent record that does not parse");
     }
-    fleet[std::string(agent_id)] = std::move(record);
+    records[std::string(agent_id)] = std::move(record);
   }
+  return records;
+}
+
+Result<std::vector<v1::AgentRecord>> ClickHouseFlowStore::ListAgents() {
+  Result<std::map<std::string, v1::AgentRecord>> stored = FetchAgents("");
+  if (!stored.ok()) return stored.status();
+  std::map<std::string, v1::AgentRecord>& fleet = *stored;
   {
     // What this gateway holds in memory is newer than what it wrote (addresses, batches
     // counted out of order), unless the agent has moved on to another gateway since.
@@ -794,10 +751,11 @@ Status ClickHouseFlowStore::RecordRejection(const v1::AgentIdentity& agent,
     known = registry_.contains(agent.id());
   }
   if (!known) {
-    Result<std::optional<v1::AgentRecord>> stored = FetchAgent(agent.id());
+    Result<std::map<std::string, v1::AgentRecord>> stored =
+        FetchAgents("agent_id = " + SqlQuote(agent.id()));
     if (!stored.ok()) return stored.status();
     std::lock_guard lock(mutex_);
-    if (stored->has_value()) registry_.try_emplace(agent.id(), std::move(**stored));
+    for (auto& [agent_id, record] : *stored) registry_.try_emplace(agent_id, std::move(record));
   }
   std::string rows;
   {

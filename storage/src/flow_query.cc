@@ -123,6 +123,16 @@ bool FlowActiveIn(const v1::FlowRecord& flow, uint64_t from_ms, uint64_t to_ms) 
   return activity.last_ms >= from_ms && (to_ms == 0 || activity.first_ms < to_ms);
 }
 
+Result<AppendResult> FlowStore::Append(const v1::Envelope& envelope, uint64_t received_at_ms,
+                                       std::vector<v1::StoredEvent>* stored) {
+  std::vector<AppendItem> items(1);
+  items[0].envelope = envelope;
+  items[0].received_at_ms = received_at_ms;
+  FLOWGATE_RETURN_IF_ERROR(AppendBatch(items, stored != nullptr));
+  if (stored != nullptr) *stored = std::move(items[0].stored);
+  return std::move(items[0].result);
+}
+
 Status FlowStore::ScanActiveFlows(uint64_t from_ms, uint64_t to_ms,
                                   const std::function<bool(const v1::FlowRecord&)>& visit) {
   return ScanFlows([&](const v1::FlowRecord& flow) {

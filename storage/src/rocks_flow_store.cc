@@ -154,8 +154,6 @@ class RocksFlowStore final : public FlowStore {
   static Result<std::unique_ptr<FlowStore>> Open(const FlowStoreOptions& options);
   ~RocksFlowStore() override;
 
-  Result<AppendResult> Append(const v1::Envelope& envelope, uint64_t received_at_ms,
-                              std::vector<v1::StoredEvent>* stored) override;
   Status AppendBatch(std::vector<AppendItem>& items, bool want_stored) override;
   Result<std::optional<v1::FlowRecord>> GetFlow(const std::string& agent_id,
                                                 const std::string& digest) override;
@@ -344,16 +342,6 @@ Result<uint64_t> RocksFlowStore::HighWaterMark(const std::string& mark_key) {
   return mark;
 }
 
-Result<AppendResult> RocksFlowStore::Append(const v1::Envelope& envelope, uint64_t received_at_ms,
-                                            std::vector<v1::StoredEvent>* stored) {
-  std::vector<AppendItem> items(1);
-  items[0].envelope = envelope;
-  items[0].received_at_ms = received_at_ms;
-  FLOWGATE_RETURN_IF_ERROR(AppendBatch(items, stored != nullptr));
-  if (stored != nullptr) *stored = std::move(items[0].stored);
-  return std::move(items[0].result);
-}
-
 Status RocksFlowStore::AppendBatch(std::vector<AppendItem>& items, bool want_stored) {
   std::lock_guard drop_lock(drop_mutex_);
   Status status = AppendGroup(items, want_stored);
@@ -361,10 +349,7 @@ Status RocksFlowStore::AppendBatch(std::vector<AppendItem>& items, bool want_sto
     // Nothing was written: no item was applied, and sums gathered for them must not leak
     // into the next group.
     rollup_sums_.Discard();
-    for (AppendItem& item : items) {
-      item.result = status;
-      item.stored.clear();
-    }
+    FailGroup(status, items);
   }
   return status;
 }

@@ -11,7 +11,9 @@ namespace {
 
 constexpr size_t kValueSize = 24;  // bytes, packets, flows: little-endian uint64 each
 
-char DimensionByte(RollupDimension dimension) {
+}  // namespace
+
+char RollupDimensionCode(RollupDimension dimension) {
   switch (dimension) {
     case RollupDimension::kProtocol:
       return 'p';
@@ -21,6 +23,8 @@ char DimensionByte(RollupDimension dimension) {
       return 'a';
   }
 }
+
+namespace {
 
 RollupDimension DimensionOfByte(char byte) {
   switch (byte) {
@@ -117,7 +121,7 @@ void RollupAccumulator::AddTo(const std::string& agent_id, const FlowDimensions&
         {RollupDimension::kHost, &dimensions.host}}) {
     std::string key;
     key.reserve(10 + agent_id.size() + value->size());
-    key.push_back(DimensionByte(dimension));
+    key.push_back(RollupDimensionCode(dimension));
     AppendBigEndian(minute, &key);
     key += agent_id;
     key += '\0';
@@ -218,10 +222,10 @@ Status ScanRollupFamily(rocksdb::DB& db, rocksdb::ColumnFamilyHandle* family,
                         const rocksdb::ReadOptions& read, RollupDimension dimension,
                         uint64_t from_ms, uint64_t to_ms,
                         const std::function<bool(const RollupRow&)>& visit) {
-  std::string lower(1, DimensionByte(dimension));
+  std::string lower(1, RollupDimensionCode(dimension));
   AppendBigEndian(MinuteOf(from_ms), &lower);
   // The upper bound: the first minute at or after to_ms, or the end of the dimension.
-  std::string upper(1, DimensionByte(dimension));
+  std::string upper(1, RollupDimensionCode(dimension));
   if (to_ms == 0) {
     upper[0] = static_cast<char>(upper[0] + 1);
   } else {
@@ -253,7 +257,7 @@ Status DeleteRollupsBefore(rocksdb::WriteBatch* batch, rocksdb::ColumnFamilyHand
                            uint64_t cutoff_ms) {
   for (RollupDimension dimension :
        {RollupDimension::kApplication, RollupDimension::kProtocol, RollupDimension::kHost}) {
-    std::string begin(1, DimensionByte(dimension));
+    std::string begin(1, RollupDimensionCode(dimension));
     std::string end = begin;
     AppendBigEndian(0, &begin);
     AppendBigEndian(MinuteOf(cutoff_ms), &end);

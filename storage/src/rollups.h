@@ -49,6 +49,9 @@ namespace flowgate::storage {
 
 inline constexpr char kRollupsFamily[] = "rollups";
 
+// The one-byte code of a dimension in stored keys and rows: 'a', 'p' or 'h'.
+char RollupDimensionCode(RollupDimension dimension);
+
 // The names a flow's traffic is rolled up under.
 struct FlowDimensions {
   std::string application;

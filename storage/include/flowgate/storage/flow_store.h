@@ -147,10 +147,11 @@ class FlowStore {
   // sequence (the agent gave up on the gap); otherwise it returns kOutOfOrder and writes
   // nothing. On success `*stored` (if non-null) receives the events as stored, in
   // log order, for fan-out.
-  // Thread safety: one thread calls Append; readers may run concurrently.
+  // Thread safety: one thread calls Append; readers may run concurrently. The default
+  // appends a group of one through AppendBatch.
   [[nodiscard]] virtual Result<AppendResult> Append(const v1::Envelope& envelope,
                                                     uint64_t received_at_ms,
-                                                    std::vector<v1::StoredEvent>* stored) = 0;
+                                                    std::vector<v1::StoredEvent>* stored);
 
   // Group commit: applies `items` in order, each exactly as Append would (the same
   // duplicate and order checks, where a later batch of an agent boot sees the mark as
