@@ -49,10 +49,10 @@ TEST(RowBinary, TruncatedAnswersFailInsteadOfReadingPastTheEnd) {
     EXPECT_FALSE(reader.ReadString(&text) && reader.ReadUInt64(&number)) << "cut at " << cut;
   }
   // A length claiming more than there is.
-  RowBinaryReader lying(
-      std::string("\x7f"
-                  "abc",
-                  4));
+  const std::string claims_127_bytes =
+      "\x7f"
+      "abc";
+  RowBinaryReader lying(claims_127_bytes);
   std::string_view text;
   EXPECT_FALSE(lying.ReadString(&text));
 }
