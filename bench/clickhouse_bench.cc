@@ -34,7 +34,7 @@ using Clock = std::chrono::steady_clock;
 using testing::ClickHouseCluster;
 
 constexpr int kAgents = 4;
-constexpr uint64_t kEventsPerAgent = 60'000;
+constexpr uint64_t kEventsPerAgent = 150'000;
 constexpr int kRepeats = 3;
 constexpr uint64_t kDayMs = 86'400'000;
 // Tables holding the data rows (marks and the registry are a few rows per batch).
@@ -151,6 +151,7 @@ double RunGateway(const ClickHouseCluster& cluster, const std::string& database,
   if (!store.ok()) Fail(store.status().message());
   gateway::AgentListenerOptions listener_options;
   listener_options.endpoint = "tcp://127.0.0.1:*";
+  listener_options.max_group_batches = 256;  // as the gateway sets it for ClickHouse
   Result<std::unique_ptr<gateway::AgentListener>> listener =
       gateway::AgentListener::Create(std::move(listener_options), **store, nullptr);
   if (!listener.ok()) Fail(listener.status().message());

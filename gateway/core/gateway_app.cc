@@ -24,6 +24,10 @@
 namespace flowgate::gateway {
 namespace {
 
+// Agent batches per store write with ClickHouse (16 with RocksDB): at 512 events a batch,
+// up to 128k events (or 16 MiB) an insert.
+constexpr size_t kClickHouseGroupBatches = 256;
+
 class GatewayImpl final : public Gateway {
  public:
   explicit GatewayImpl(const GatewayOptions& options) : options_(options) {}
@@ -96,6 +100,9 @@ class GatewayImpl final : public Gateway {
 
     AgentListenerOptions listener_options;
     listener_options.endpoint = options_.agents_listen;
+    // Each ClickHouse insert is a part on disk whatever its size: fewer, larger groups.
+    if (options_.store == "clickhouse")
+      listener_options.max_group_batches = kClickHouseGroupBatches;
     if (!options_.agents_plaintext) {
       Result<CurveKeyPair> keys = ReadCurveKeyPair(options_.agents_key_file);
       if (!keys.ok()) return keys.status();

@@ -177,7 +177,7 @@ class ZmqAgentListener final : public AgentListener {
       bool room;
       {
         std::lock_guard lock(pipeline_mutex_);
-        room = frames_at_store_ < kMaxFramesAtStore;
+        room = frames_at_store_ < MaxFramesAtStore();
       }
       // Beyond the bound frames wait in ZeroMQ's queues (and then TCP's), which holds the
       // agents back until the store catches up.
@@ -278,22 +278,19 @@ class ZmqAgentListener final : public AgentListener {
     std::vector<Received> received;
     std::vector<storage::AppendItem> items;
   };
-  // A group ends with the frames waiting or at these bounds, whichever comes first: enough
-  // batches that one store write serves many, few enough that agents get acknowledgements
-  // (and send more) while the next group is written, rather than the whole window of
-  // batches in flight waiting for one long write.
-  static constexpr size_t kMaxGroupFrames = 16;
+  // A group ends with the frames waiting or at options_.max_group_batches frames or these
+  // bytes, whichever comes first.
   static constexpr size_t kMaxGroupBytes = 16u << 20;
   // Frames decoded and not yet stored: the socket thread stops receiving beyond this. Two
   // groups: one being written, one decoded meanwhile.
-  static constexpr size_t kMaxFramesAtStore = 2 * kMaxGroupFrames;
+  size_t MaxFramesAtStore() const { return 2 * options_.max_group_batches; }
 
   // Takes every frame waiting (within the bounds), decodes them and queues them for the
   // store thread.
   void ReceiveGroup() {
     Group group;
     size_t bytes = 0;
-    while (group.received.size() < kMaxGroupFrames && bytes < kMaxGroupBytes) {
+    while (group.received.size() < options_.max_group_batches && bytes < kMaxGroupBytes) {
       Received received;
       zmq::message_t payload;
       if (!socket_.recv(received.routing, zmq::recv_flags::dontwait)) break;

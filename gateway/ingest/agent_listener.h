@@ -34,6 +34,11 @@ struct AgentListenerOptions {
   // File of allowed agent public keys (see flowgate/common/curve_keys.h). REQUIRED with a
   // key pair; re-read by ReloadAllowList().
   std::string allow_list_file;
+  // Agent batches stored together in one store write, at most: enough that one write
+  // serves many, few enough that agents get acknowledgements (and send more) while the next
+  // group is written. A store whose every write costs a lot whatever its size (ClickHouse:
+  // a part on disk per insert) wants more. Default: 16.
+  size_t max_group_batches = 16;
 };
 
 // Why batches were refused; each is counted.

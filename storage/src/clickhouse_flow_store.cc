@@ -30,12 +30,14 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <future>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
+#include <thread>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -173,7 +175,8 @@ class ClickHouseFlowStore final : public FlowStore {
     return it == fetched_dimensions_.end() ? std::nullopt
                                            : std::optional<FlowDimensions>(it->second);
   }};
-  std::mutex ingest_mutex_;  // one group at a time
+  std::mutex ingest_mutex_;                              // one group at a time
+  std::chrono::steady_clock::time_point last_insert_{};  // ingest thread only
 
   mutable std::mutex mutex_;
   // The agents this gateway served since start, as it last wrote them.
@@ -530,6 +533,14 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
     PutRowBinaryUInt64(now_ms, &out);
     PutRowBinaryString(update.record.SerializeAsString(), &out);
   }
+
+  // ClickHouse wants few large inserts (each is a part on disk, merged later; too many
+  // parts a partition and it refuses inserts): groups are spaced at least
+  // min_insert_interval_ms apart, and batches arriving meanwhile make the next group larger.
+  const auto next_insert =
+      last_insert_ + std::chrono::milliseconds(options_.min_insert_interval_ms);
+  if (std::chrono::steady_clock::now() < next_insert) std::this_thread::sleep_until(next_insert);
+  last_insert_ = std::chrono::steady_clock::now();
 
   // Data first, the registry and marks last: a batch whose mark is written is wholly
   // stored. Each stage's inserts go out at once (they are independent), so a group waits

@@ -30,6 +30,10 @@ struct ClickHouseStoreOptions {
   uint32_t offline_after_missed_intervals = 3;
   // Time limit of one HTTP request. Default: 30 s.
   uint32_t timeout_ms = 30'000;
+  // Inserts (one per shard and table for each group of agent batches) start at least this
+  // far apart; batches arriving meanwhile join the next group. Adds up to this much to the
+  // time agents wait for acknowledgements. Default: 200 ms.
+  uint32_t min_insert_interval_ms = 200;
   // Events of the merged live log kept in memory for ReadEvents (gRPC Subscribe resumes);
   // history lives in flows and rollups. Default: 262144.
   size_t live_log_events = 262'144;
