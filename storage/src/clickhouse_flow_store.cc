@@ -654,10 +654,18 @@ Status ClickHouseFlowStore::ScanFlows(const std::function<bool(const v1::FlowRec
 
 Status ClickHouseFlowStore::ScanActiveFlows(
     uint64_t from_ms, uint64_t to_ms, const std::function<bool(const v1::FlowRecord&)>& visit) {
+  // Only flows with a part active at or after from_ms can be active in the range: merging
+  // just those keeps a query over the last hour from reading every flow ever stored.
+  // GLOBAL: the list is made once and sent to every shard, whichever shard holds a flow.
+  const std::string where = from_ms == 0
+                                ? std::string()
+                                : "(agent_id, digest) GLOBAL IN (SELECT agent_id, digest FROM " +
+                                      ReadTable("flow_parts") +
+                                      " WHERE last_ms >= " + std::to_string(from_ms) + ")";
   // A coarse test on the parts' times (never drops an active flow), then the exact one.
   std::string having = "max(part_last) >= " + std::to_string(from_ms);
   if (to_ms != 0) having += " AND min(part_first) < " + std::to_string(to_ms);
-  return ReadFlows("", having, [&](const v1::FlowRecord& flow) {
+  return ReadFlows(where, having, [&](const v1::FlowRecord& flow) {
     return !FlowActiveIn(flow, from_ms, to_ms) || visit(flow);
   });
 }

@@ -79,6 +79,7 @@ std::vector<std::string> AgentOverFiles(const std::vector<std::string>& captures
 // Everything a user compares between two gateways' history answers, as text.
 struct HistoryAnswers {
   std::vector<std::string> flows;                       // every flow, sorted
+  std::vector<std::string> windowed_flows;              // the flows active in a window, sorted
   std::map<std::string, std::vector<std::string>> top;  // "group/source" -> entries
   std::map<std::string, uint64_t> events_by_agent;      // ListAgents: name -> events applied
 };
@@ -104,6 +105,17 @@ HistoryAnswers AskEverything(HistoryGateway& gateway) {
     query.set_page_token(page.next_page_token());
   } while (!query.page_token().empty());
   std::sort(answers.flows.begin(), answers.flows.end());
+
+  // A window inside the captures' years (2019-02 to 2020-09), as analysts ask.
+  query.Clear();
+  query.set_limit(10'000);
+  query.mutable_range()->set_from_ms(1'550'000'000'000);
+  query.mutable_range()->set_to_ms(1'600'000'000'000);
+  v1::QueryFlowsResponse windowed;
+  grpc::Status windowed_status = gateway.stub().QueryFlows(CallContext().get(), query, &windowed);
+  EXPECT_TRUE(windowed_status.ok()) << windowed_status.error_message();
+  for (const v1::FlowRecord& flow : windowed.flows()) answers.windowed_flows.push_back(Text(flow));
+  std::sort(answers.windowed_flows.begin(), answers.windowed_flows.end());
 
   for (v1::GroupBy group : {v1::GROUP_BY_APPLICATION, v1::GROUP_BY_PROTOCOL, v1::GROUP_BY_HOST,
                             v1::GROUP_BY_AGENT, v1::GROUP_BY_OTHER_ADDRESS}) {
@@ -143,6 +155,11 @@ HistoryAnswers AskEverything(HistoryGateway& gateway) {
       return ::testing::AssertionFailure() << "flow " << i << " differs:\n  got  " << got.flows[i]
                                            << "\n  want " << want.flows[i];
     }
+  }
+  if (got.windowed_flows != want.windowed_flows) {
+    return ::testing::AssertionFailure()
+           << "flows in the window differ: " << got.windowed_flows.size() << " flows, the "
+           << "RocksDB store answers " << want.windowed_flows.size();
   }
   for (const auto& [question, entries] : want.top) {
     auto it = got.top.find(question);
@@ -271,6 +288,8 @@ TEST_F(ClickHouseStoreTest, TwoGatewaysOverTwoShardsAnswerExactlyAsRocksDb) {
 
   const HistoryAnswers want = RocksDbAnswers(captures);
   ASSERT_GT(want.flows.size(), 1000u);
+  ASSERT_GT(want.windowed_flows.size(), 10u);
+  ASSERT_LT(want.windowed_flows.size(), want.flows.size());
   EXPECT_TRUE(SameAnswers(AskEverything(first), want)) << "through the first gateway";
   EXPECT_TRUE(SameAnswers(AskEverything(second), want)) << "through the second gateway";
 
