@@ -40,6 +40,20 @@ constexpr uint64_t kDayMs = 86'400'000;
 // Tables holding the data rows (marks and the registry are a few rows per batch).
 constexpr const char* kDataTables[] = {"flow_parts", "rollups"};
 
+// The scratch directory of this run, removed at exit with the servers running in it, also
+// when the run fails (std::exit runs no destructors).
+std::filesystem::path g_scratch;
+
+void StopClusterAndRemoveScratch() {
+  if (g_scratch.empty()) return;
+  const std::string stop = std::string(FLOWGATE_SOURCE_DIR) +
+                           "/deploy/clickhouse-cluster.sh stop --dir '" +
+                           (g_scratch / "cluster").string() + "' >/dev/null 2>&1";
+  (void)std::system(stop.c_str());
+  std::error_code ignored;
+  std::filesystem::remove_all(g_scratch, ignored);
+}
+
 [[noreturn]] void Fail(const std::string& what) {
   std::fprintf(stderr, "clickhouse_bench: %s\n", what.c_str());
   std::exit(1);
@@ -262,6 +276,8 @@ int Main() {
   const std::filesystem::path scratch =
       std::filesystem::temp_directory_path() / ("flowgate-clickhouse-bench-" + MakeUuid());
   std::filesystem::create_directories(scratch);
+  g_scratch = scratch;
+  std::atexit(StopClusterAndRemoveScratch);
   std::optional<ClickHouseCluster> cluster;
   {
     Result<ClickHouseCluster> started = ClickHouseCluster::Start(
@@ -353,9 +369,7 @@ int Main() {
   rocks->reset();
   clickhouse->reset();
   shards.clear();
-  cluster.reset();  // stops the servers before their directory goes
-  std::error_code ignored;
-  std::filesystem::remove_all(scratch, ignored);
+  cluster.reset();  // stops the servers before their directory goes (at exit)
   return 0;
 }
 
