@@ -6,6 +6,21 @@
 
 namespace flowgate::storage {
 
+std::string JoinKey(std::string_view a, std::string_view b) {
+  std::string key(a);
+  key += '\0';
+  key += b;
+  return key;
+}
+
+Status CheckBatchIdentity(const v1::Envelope& envelope) {
+  const v1::AgentIdentity& agent = envelope.agent();
+  if (agent.id().empty() || agent.boot_id().empty() || envelope.sequence() == 0) {
+    return Status::InvalidArgument("batch lacks an agent id, boot id or sequence number");
+  }
+  return Status::Ok();
+}
+
 BatchVerdict JudgeBatch(const v1::Envelope& envelope, uint64_t mark, uint64_t received_at_ms,
                         v1::AgentRecord* record) {
   BatchVerdict verdict;

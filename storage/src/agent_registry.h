@@ -4,11 +4,20 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "flowgate/storage/flow_store.h"
 
 namespace flowgate::storage {
+
+// The key of a pair in the stores' maps and tables: a '\0' b. Marks are keyed
+// (agent id, boot id), flows (agent id, digest).
+std::string JoinKey(std::string_view a, std::string_view b);
+
+// InvalidArgument when `envelope` lacks what identifies a batch (agent id, boot id,
+// sequence): no store can apply or deduplicate it.
+Status CheckBatchIdentity(const v1::Envelope& envelope);
 
 // What becomes of one batch.
 struct BatchVerdict {
@@ -17,7 +26,7 @@ struct BatchVerdict {
   bool persist = false;  // the registry record changed in a way worth writing
 };
 
-// Judges `envelope` (its agent id, boot id and sequence already checked non-empty) against
+// Judges `envelope` (CheckBatchIdentity passed) against
 // its agent boot's high-water `mark` and counts it in `*record`: batches of a boot apply
 // strictly in order, so the mark alone tells what was applied; a batch at or below it is a
 // duplicate; a gap is accepted only when the agent says it holds nothing below this batch

@@ -51,11 +51,16 @@
 namespace flowgate::storage {
 namespace {
 
-std::string JoinKey(std::string_view a, std::string_view b) {
-  std::string key(a);
-  key += '\0';
-  key += b;
-  return key;
+// "(a, b, ...)" of SQL literals or tuples, for IN.
+std::string SqlList(const std::set<std::string>& items) {
+  std::string list = "(";
+  for (const std::string& item : items) list += (list.size() == 1 ? "" : ", ") + item;
+  return list + ")";
+}
+
+// The SQL tuple literal ('a', 'b').
+std::string SqlPair(std::string_view a, std::string_view b) {
+  return "(" + SqlQuote(a) + ", " + SqlQuote(b) + ")";
 }
 
 // The shard of an agent's rows: FNV-1a of its id, so every gateway of the fleet picks the
@@ -135,7 +140,7 @@ class ClickHouseFlowStore final : public FlowStore {
     return options_.database + "." + std::string(name);
   }
   std::string LocalTable(std::string_view name) const {
-    return options_.database + "." + std::string(name) + (clustered() ? "_local" : "");
+    return options_.database + "." + LocalName(name);
   }
   std::string LocalName(std::string_view name) const {
     return std::string(name) + (clustered() ? "_local" : "");
@@ -299,21 +304,16 @@ Status ClickHouseFlowStore::FetchMarksAndAgents(const std::vector<AppendItem>& i
       }
     }
     if (ask && asked.insert(key).second) {
-      boots.insert("(" + SqlQuote(agent.id()) + ", " + SqlQuote(agent.boot_id()) + ")");
+      boots.insert(SqlPair(agent.id(), agent.boot_id()));
     }
     std::lock_guard lock(mutex_);
     if (!registry_.contains(agent.id())) agents.insert(SqlQuote(agent.id()));
   }
-  auto join = [](const std::set<std::string>& parts) {
-    std::string joined;
-    for (const std::string& part : parts) joined += (joined.empty() ? "" : ", ") + part;
-    return joined;
-  };
   if (!boots.empty()) {
     Result<std::string> answer =
         Read("SELECT agent_id, boot_id, max(sequence) FROM " + ReadTable("marks") +
-             " WHERE (agent_id, boot_id) IN (" + join(boots) +
-             ") GROUP BY agent_id, boot_id FORMAT RowBinary");
+             " WHERE (agent_id, boot_id) IN " + SqlList(boots) +
+             " GROUP BY agent_id, boot_id FORMAT RowBinary");
     if (!answer.ok()) return answer.status();
     RowBinaryReader reader(*answer);
     while (!reader.done()) {
@@ -331,7 +331,7 @@ Status ClickHouseFlowStore::FetchMarksAndAgents(const std::vector<AppendItem>& i
   }
   if (!agents.empty()) {
     Result<std::map<std::string, v1::AgentRecord>> records =
-        FetchAgents("agent_id IN (" + join(agents) + ")");
+        FetchAgents("agent_id IN " + SqlList(agents));
     if (!records.ok()) return records.status();
     std::lock_guard lock(mutex_);
     for (auto& [agent_id, record] : *records) registry_.try_emplace(agent_id, std::move(record));
@@ -358,18 +358,16 @@ Status ClickHouseFlowStore::FetchDimensions(const std::vector<AppendItem>& items
           rollup_sums_.Knows(agent_id, counters->digest())) {
         continue;
       }
-      wanted.insert("(" + SqlQuote(agent_id) + ", " + SqlQuote(counters->digest()) + ")");
+      wanted.insert(SqlPair(agent_id, counters->digest()));
     }
   }
   if (wanted.empty()) return Status::Ok();
-  std::string list;
-  for (const std::string& flow : wanted) list += (list.empty() ? "" : ", ") + flow;
   Result<std::string> answer = Read(
       "SELECT agent_id, digest, argMax(application, (received_ms, batch_sequence)), "
       "argMax(protocol, (received_ms, batch_sequence)), argMax(host, (received_ms, "
       "batch_sequence)) FROM " +
-      ReadTable("flow_parts") + " WHERE has_metadata = 1 AND (agent_id, digest) IN (" + list +
-      ") GROUP BY agent_id, digest FORMAT RowBinary");
+      ReadTable("flow_parts") + " WHERE has_metadata = 1 AND (agent_id, digest) IN " +
+      SqlList(wanted) + " GROUP BY agent_id, digest FORMAT RowBinary");
   if (!answer.ok()) return answer.status();
   RowBinaryReader reader(*answer);
   while (!reader.done()) {
@@ -411,8 +409,8 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
     item.stored.clear();
     v1::Envelope& envelope = item.envelope;
     const v1::AgentIdentity& agent = envelope.agent();
-    if (agent.id().empty() || agent.boot_id().empty() || envelope.sequence() == 0) {
-      item.result = Status::InvalidArgument("batch lacks an agent id, boot id or sequence number");
+    if (Status identified = CheckBatchIdentity(envelope); !identified.ok()) {
+      item.result = identified;
       continue;
     }
     const std::string mark_key = JoinKey(agent.id(), agent.boot_id());

@@ -68,13 +68,6 @@ uint64_t DecodeBigEndian(std::string_view bytes) {
   return value;
 }
 
-std::string JoinKey(const std::string& a, const std::string& b) {
-  std::string key = a;
-  key += '\0';
-  key += b;
-  return key;
-}
-
 // `flow_key`: JoinKey(agent id, digest).
 std::string ActivityKey(uint64_t at_ms, const std::string& flow_key) {
   return EncodeBigEndian(at_ms / kActivityBucketMs * kActivityBucketMs) + flow_key;
@@ -383,8 +376,8 @@ Status RocksFlowStore::AppendGroup(std::vector<AppendItem>& items, bool want_sto
     item.stored.clear();
     v1::Envelope& envelope = item.envelope;
     const v1::AgentIdentity& agent = envelope.agent();
-    if (agent.id().empty() || agent.boot_id().empty() || envelope.sequence() == 0) {
-      item.result = Status::InvalidArgument("batch lacks an agent id, boot id or sequence number");
+    if (Status identified = CheckBatchIdentity(envelope); !identified.ok()) {
+      item.result = identified;
       continue;
     }
     const std::string mark_key = JoinKey(agent.id(), agent.boot_id());
