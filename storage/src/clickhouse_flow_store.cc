@@ -175,6 +175,9 @@ class ClickHouseFlowStore final : public FlowStore {
   // Ingest thread only.
   std::unordered_map<std::string, uint64_t> marks_cache_;  // agent id '\0' boot id -> mark
   std::unordered_map<std::string, FlowDimensions> fetched_dimensions_;
+  KeptArenaBlock batch_arena_block_{1u << 20};  // an agent batch's flow records
+  // Rows of a group by shard, per table; kept for the next group's capacity.
+  std::vector<std::string> flow_rows_, rollup_rows_, mark_rows_, agent_rows_;
   RollupAccumulator rollup_sums_{[this](const std::string& agent_id, const std::string& digest) {
     auto it = fetched_dimensions_.find(JoinKey(agent_id, digest));
     return it == fetched_dimensions_.end() ? std::nullopt
@@ -186,8 +189,17 @@ class ClickHouseFlowStore final : public FlowStore {
   mutable std::mutex mutex_;
   // The agents this gateway served since start, as it last wrote them.
   std::unordered_map<std::string, v1::AgentRecord> registry_;  // guarded by mutex_
-  std::deque<v1::StoredEvent> live_log_;                       // guarded by mutex_
-  uint64_t last_sequence_ = 0;                                 // guarded by mutex_
+  // The live log by agent batch: the batch's events moved out of its envelope whole, the
+  // identity once (a StoredEvent per event cost a copy of the identity each).
+  struct LiveBatch {
+    uint64_t first_sequence = 0;
+    uint64_t received_at_ms = 0;
+    v1::AgentIdentity agent;
+    google::protobuf::RepeatedPtrField<v1::Event> events;
+  };
+  std::deque<LiveBatch> live_log_;  // guarded by mutex_
+  size_t live_log_size_ = 0;        // events; guarded by mutex_
+  uint64_t last_sequence_ = 0;      // guarded by mutex_
   std::atomic<uint64_t> retained_from_ms_{0};
 };
 
@@ -342,19 +354,21 @@ Status ClickHouseFlowStore::FetchMarksAndAgents(const std::vector<AppendItem>& i
 Status ClickHouseFlowStore::FetchDimensions(const std::vector<AppendItem>& items) {
   std::set<std::string> wanted;
   // Flows a `flow` event of the group described before the event at hand: the rollup sums
-  // know those by then, as they do when the RocksDB store meets the same events.
-  std::unordered_set<std::string> described;
+  // know those by then, as they do when the RocksDB store meets the same events. Digests by
+  // agent, as views into the envelopes (this runs over every event of the group).
+  std::unordered_map<std::string_view, std::unordered_set<std::string_view>> described;
   for (const AppendItem& item : items) {
     const std::string& agent_id = item.envelope.agent().id();
+    std::unordered_set<std::string_view>& agent_described = described[agent_id];
     for (const v1::Event& event : item.envelope.events()) {
       if (event.has_flow()) {
-        described.insert(JoinKey(agent_id, event.flow().flow().digest()));
+        agent_described.insert(event.flow().flow().digest());
         continue;
       }
       const v1::FlowCounters* counters = event.has_flow_stats()   ? &event.flow_stats().flow()
                                          : event.has_flow_purge() ? &event.flow_purge().flow()
                                                                   : nullptr;
-      if (counters == nullptr || described.contains(JoinKey(agent_id, counters->digest())) ||
+      if (counters == nullptr || agent_described.contains(counters->digest()) ||
           rollup_sums_.Knows(agent_id, counters->digest())) {
         continue;
       }
@@ -394,15 +408,21 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
   std::unordered_map<std::string, AgentUpdate> agents;
   std::unordered_map<std::string, uint64_t> marks;  // after the group
   // Rows by shard, per table.
-  std::vector<std::string> flow_rows(servers_.size()), rollup_rows(servers_.size()),
-      mark_rows(servers_.size()), agent_rows(servers_.size());
+  // Reused from group to group: growing fresh buffers to megabytes each time cost page
+  // faults.
+  std::vector<std::string>&flow_rows = flow_rows_, &rollup_rows = rollup_rows_,
+  &mark_rows = mark_rows_, &agent_rows = agent_rows_;
+  for (std::vector<std::string>* rows : {&flow_rows, &rollup_rows, &mark_rows, &agent_rows}) {
+    rows->resize(servers_.size());
+    for (std::string& shard_rows : *rows) shard_rows.clear();
+  }
   uint64_t sequence;
   {
     std::lock_guard lock(mutex_);
     sequence = last_sequence_ + 1;
   }
   const uint64_t first_sequence = sequence;
-  std::vector<v1::StoredEvent> logged;  // copies for the live log
+  std::vector<LiveBatch> logged;  // for the live log once stored
   std::string buffer;
 
   for (AppendItem& item : items) {
@@ -435,13 +455,17 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
     marks[mark_key] = envelope.sequence();
 
     const size_t shard = ShardOf(agent.id(), servers_.size());
-    google::protobuf::Arena arena;
+    google::protobuf::Arena arena(batch_arena_block_.options());
     std::map<std::string, v1::FlowRecord*> flows;  // digest -> this batch's part
     v1::AgentIdentity stored_agent;
     stored_agent.set_id(agent.id());
     stored_agent.set_name(agent.name());
     stored_agent.set_site(agent.site());
     if (want_stored) item.stored.reserve(static_cast<size_t>(envelope.events_size()));
+    LiveBatch& live = logged.emplace_back();
+    live.first_sequence = sequence;
+    live.received_at_ms = item.received_at_ms;
+    live.agent = stored_agent;
     for (v1::Event& event : *envelope.mutable_events()) {
       if (const std::string* digest = FlowEventDigest(event)) {
         auto [flow, added] = flows.try_emplace(*digest, nullptr);
@@ -453,16 +477,17 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
       }
       rollup_sums_.Add(agent.id(), event, item.received_at_ms);
       if (event.has_agent_status()) *update.record.mutable_last_status() = event.agent_status();
-      // Into the live log without a copy (the envelope is done with it); one copy for
-      // fan-out when wanted.
-      v1::StoredEvent& out = logged.emplace_back();
-      out.set_gateway_sequence(sequence);
-      out.set_received_at(item.received_at_ms);
-      *out.mutable_agent() = stored_agent;
-      out.mutable_event()->Swap(&event);
-      if (want_stored) item.stored.push_back(out);
+      if (want_stored) {
+        v1::StoredEvent& out = item.stored.emplace_back();
+        out.set_gateway_sequence(sequence);
+        out.set_received_at(item.received_at_ms);
+        *out.mutable_agent() = stored_agent;
+        *out.mutable_event() = event;
+      }
       ++sequence;
     }
+    // Into the live log without a copy: the envelope is done with its events.
+    live.events.Swap(envelope.mutable_events());
     std::string& rows = flow_rows[shard];
     for (const auto& [digest, flow] : flows) {
       const FlowActivity activity = FlowActivityOf(*flow);
@@ -485,35 +510,23 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
       PutRowBinaryString(buffer, &rows);
     }
     // The batch's sums by (dimension, minute), each one row of arrays.
-    struct MinuteSums {
-      std::vector<std::string> names;
-      std::vector<RollupCounters> counters;
-    };
-    std::map<std::pair<uint8_t, uint64_t>, MinuteSums> minutes;
-    rollup_sums_.Drain([&](RollupDimension dimension, const RollupRow& row) {
-      MinuteSums& sums =
-          minutes[{static_cast<uint8_t>(RollupDimensionCode(dimension)), row.minute_ms}];
-      sums.names.emplace_back(row.value);
-      sums.counters.push_back(row.counters);
-    });
     std::string& out = rollup_rows[shard];
-    for (const auto& [key, sums] : minutes) {
-      PutRowBinaryDateOf(key.second, &out);
-      PutRowBinaryUInt8(key.first, &out);
-      PutRowBinaryUInt64(key.second, &out);
+    rollup_sums_.DrainByMinute([&](RollupDimension dimension, uint64_t minute_ms,
+                                   const std::vector<RollupRow>& minute_rows) {
+      PutRowBinaryDateOf(minute_ms, &out);
+      PutRowBinaryUInt8(static_cast<uint8_t>(RollupDimensionCode(dimension)), &out);
+      PutRowBinaryUInt64(minute_ms, &out);
       PutRowBinaryString(agent.id(), &out);
       PutRowBinaryString(agent.boot_id(), &out);
       PutRowBinaryUInt64(envelope.sequence(), &out);
-      PutRowBinaryArraySize(sums.names.size(), &out);
-      for (const std::string& name : sums.names) PutRowBinaryString(name, &out);
+      PutRowBinaryArraySize(minute_rows.size(), &out);
+      for (const RollupRow& row : minute_rows) PutRowBinaryString(row.value, &out);
       for (uint64_t RollupCounters::*field :
            {&RollupCounters::bytes, &RollupCounters::packets, &RollupCounters::flows}) {
-        PutRowBinaryArraySize(sums.counters.size(), &out);
-        for (const RollupCounters& counters : sums.counters) {
-          PutRowBinaryUInt64(counters.*field, &out);
-        }
+        PutRowBinaryArraySize(minute_rows.size(), &out);
+        for (const RollupRow& row : minute_rows) PutRowBinaryUInt64(row.counters.*field, &out);
       }
-    }
+    });
   }
   for (const auto& [mark_key, mark] : marks) {
     const size_t separator = mark_key.find('\0');
@@ -550,8 +563,16 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
   std::lock_guard lock(mutex_);
   for (auto& [agent_id, update] : agents) registry_[agent_id] = std::move(update.record);
   last_sequence_ += sequence - first_sequence;
-  for (v1::StoredEvent& event : logged) live_log_.push_back(std::move(event));
-  while (live_log_.size() > options_.live_log_events) live_log_.pop_front();
+  for (LiveBatch& batch : logged) {
+    live_log_size_ += static_cast<size_t>(batch.events.size());
+    live_log_.push_back(std::move(batch));
+  }
+  while (!live_log_.empty() &&
+         live_log_size_ - static_cast<size_t>(live_log_.front().events.size()) >=
+             options_.live_log_events) {
+    live_log_size_ -= static_cast<size_t>(live_log_.front().events.size());
+    live_log_.pop_front();
+  }
   return Status::Ok();
 }
 
@@ -702,13 +723,26 @@ Status ClickHouseFlowStore::ScanRollups(RollupDimension dimension, uint64_t from
 Status ClickHouseFlowStore::ReadEvents(uint64_t after_sequence, size_t limit,
                                        std::vector<v1::StoredEvent>* out) {
   std::lock_guard lock(mutex_);
-  if (live_log_.empty()) return Status::Ok();
-  const uint64_t first = live_log_.front().gateway_sequence();
-  // Sequences are dense in the log: the first wanted one is found by offset. Events older
-  // than the log holds are gone (a resume from there starts at the oldest held).
-  size_t index = after_sequence + 1 <= first ? 0 : static_cast<size_t>(after_sequence + 1 - first);
-  for (size_t taken = 0; index < live_log_.size() && taken < limit; ++index, ++taken) {
-    out->push_back(live_log_[index]);
+  // Events older than the log holds are gone (a resume from there starts at the oldest
+  // held). Sequences are dense within a batch and ascending across batches: the batch
+  // holding the first wanted one is found by its first sequence.
+  auto batch = std::upper_bound(
+      live_log_.begin(), live_log_.end(), after_sequence + 1,
+      [](uint64_t sequence, const LiveBatch& b) { return sequence < b.first_sequence; });
+  if (batch != live_log_.begin()) --batch;
+  size_t taken = 0;
+  for (; batch != live_log_.end() && taken < limit; ++batch) {
+    const size_t size = static_cast<size_t>(batch->events.size());
+    size_t index = after_sequence + 1 <= batch->first_sequence
+                       ? 0
+                       : static_cast<size_t>(after_sequence + 1 - batch->first_sequence);
+    for (; index < size && taken < limit; ++index, ++taken) {
+      v1::StoredEvent& event = out->emplace_back();
+      event.set_gateway_sequence(batch->first_sequence + index);
+      event.set_received_at(batch->received_at_ms);
+      *event.mutable_agent() = batch->agent;
+      *event.mutable_event() = batch->events[static_cast<int>(index)];
+    }
   }
   return Status::Ok();
 }

@@ -2,6 +2,10 @@
 // operator, the store's ingest and the tests share one definition.
 #pragma once
 
+#include <google/protobuf/arena.h>
+
+#include <cstddef>
+#include <memory>
 #include <string_view>
 
 #include "flowgate/v1/flowgate.pb.h"
@@ -30,5 +34,26 @@ void RestoreFlowKeyFields(std::string_view agent_id, std::string_view digest,
                           v1::FlowRecord* record);
 // ...and this takes them out.
 void StripFlowKeyFields(v1::FlowRecord* record);
+
+// The first block of the arenas that ingest folds a group's (or a batch's) flow records in,
+// kept from one to the next: fresh memory for each costs a page fault per 4 KiB, and
+// building and freeing records through malloc cost more than folding them.
+class KeptArenaBlock {
+ public:
+  explicit KeptArenaBlock(size_t bytes)
+      : block_(std::make_unique_for_overwrite<char[]>(bytes)), bytes_(bytes) {}
+  // Options for an Arena starting in this block; one such Arena alive at a time.
+  google::protobuf::ArenaOptions options() const {
+    google::protobuf::ArenaOptions options;
+    options.initial_block = block_.get();
+    options.initial_block_size = bytes_;
+    options.max_block_size = 4u << 20;
+    return options;
+  }
+
+ private:
+  std::unique_ptr<char[]> block_;
+  size_t bytes_;
+};
 
 }  // namespace flowgate::storage

@@ -222,18 +222,8 @@ class RocksFlowStore final : public FlowStore {
   // memtable inserts. Let go of after an unusually large group.
   rocksdb::WriteBatch group_batch_;
   static constexpr size_t kMaxKeptBatchBytes = 64u << 20;
-  // The first block of each group's flow arena, kept: a group of 16 batches of 512 events
-  // needs a few megabytes, and fresh memory each time costs a page fault per 4 KiB.
-  static constexpr size_t kGroupArenaBlockBytes = 8u << 20;
-  std::unique_ptr<char[]> group_arena_block_ =
-      std::make_unique_for_overwrite<char[]>(kGroupArenaBlockBytes);
-  google::protobuf::ArenaOptions group_arena_options_ = [this] {
-    google::protobuf::ArenaOptions options;
-    options.initial_block = group_arena_block_.get();
-    options.initial_block_size = kGroupArenaBlockBytes;
-    options.max_block_size = 4u << 20;
-    return options;
-  }();
+  // A group of 16 batches of 512 events needs a few megabytes of flow records.
+  KeptArenaBlock group_arena_block_{8u << 20};
   // Held by Append and by DropBefore while it deletes flows, so a flow updated while it is
   // dropped cannot lose the update.
   std::mutex drop_mutex_;
@@ -357,9 +347,8 @@ Status RocksFlowStore::AppendGroup(std::vector<AppendItem>& items, bool want_sto
   std::unordered_map<std::string, AgentUpdate> agents;
   std::unordered_map<std::string, uint64_t> marks;  // mark key -> high-water after the group
   // Flow deltas folded per flow (the merge operator is associative): one operand per flow
-  // and group instead of one per event. The records live in an arena dropped with the
-  // group: building and freeing a record per flow through malloc cost more than the rest.
-  google::protobuf::Arena arena(group_arena_options_);
+  // and group instead of one per event, in an arena dropped with the group.
+  google::protobuf::Arena arena(group_arena_block_.options());
   std::unordered_map<std::string, v1::FlowRecord*> flows;
   std::string flow_key;
   uint64_t sequence;

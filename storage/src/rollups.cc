@@ -3,6 +3,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 
+#include <algorithm>
 #include <cstring>
 #include <deque>
 
@@ -98,35 +99,64 @@ uint64_t MinuteOf(uint64_t at_ms) { return at_ms / kRollupMinuteMs * kRollupMinu
 
 }  // namespace
 
-const FlowDimensions& RollupAccumulator::DimensionsOf(const std::string& agent_id,
-                                                      const std::string& digest) {
-  key_ = agent_id;
-  key_ += '\0';
-  key_ += digest;
-  auto it = known_.find(key_);
+RollupAccumulator::FlowKey RollupAccumulator::KeyOf(std::string_view agent_id,
+                                                    std::string_view digest) {
+  // Two independent 64-bit hashes (FNV-1a and the standard library's) of agent id '\0'
+  // digest: a fixed-size key costs no allocation per flow and a third of the memory of the
+  // text. Two flows sharing both hashes (odds about n^2 / 2^129) would share names.
+  uint64_t fnv = 0xcbf29ce484222325ULL;
+  const auto fold = [&fnv](std::string_view bytes) {
+    for (char c : bytes) {
+      fnv ^= static_cast<uint8_t>(c);
+      fnv *= 0x100000001b3ULL;
+    }
+  };
+  fold(agent_id);
+  fold(std::string_view("\0", 1));
+  fold(digest);
+  flow_key_.assign(agent_id);
+  flow_key_ += '\0';
+  flow_key_ += digest;
+  return {fnv, std::hash<std::string>{}(flow_key_)};
+}
+
+const std::string* RollupAccumulator::Intern(const std::string& name) {
+  return &*names_.insert(name).first;
+}
+
+RollupAccumulator::KnownNames RollupAccumulator::NamesOf(const std::string& agent_id,
+                                                         const std::string& digest) {
+  const FlowKey key = KeyOf(agent_id, digest);
+  auto it = known_.find(key);
   if (it != known_.end()) return it->second;
   // Not seen since start (or since the cache was cleared): the stored flow knows. A flow
   // that is not stored is remembered as unknown ("") until its `flow` event comes.
   std::optional<FlowDimensions> stored = lookup_(agent_id, digest);
-  return known_.emplace(key_, stored ? std::move(*stored) : FlowDimensions{}).first->second;
+  const FlowDimensions dimensions = stored ? std::move(*stored) : FlowDimensions{};
+  const KnownNames names{Intern(dimensions.application), Intern(dimensions.protocol),
+                         Intern(dimensions.host)};
+  known_.emplace(key, names);
+  return names;
 }
 
-void RollupAccumulator::AddTo(const std::string& agent_id, const FlowDimensions& dimensions,
-                              uint64_t at_ms, const RollupCounters& counters) {
+void RollupAccumulator::AddTo(const std::string& agent_id, const KnownNames& names, uint64_t at_ms,
+                              const RollupCounters& counters) {
   const uint64_t minute = MinuteOf(at_ms);
-  for (const auto& [dimension, value] :
-       {std::pair<RollupDimension, const std::string*>{RollupDimension::kApplication,
-                                                       &dimensions.application},
-        {RollupDimension::kProtocol, &dimensions.protocol},
-        {RollupDimension::kHost, &dimensions.host}}) {
-    std::string key;
-    key.reserve(10 + agent_id.size() + value->size());
-    key.push_back(RollupDimensionCode(dimension));
-    AppendBigEndian(minute, &key);
-    key += agent_id;
-    key += '\0';
-    key += *value;
-    RollupCounters& sum = pending_[std::move(key)];
+  for (const auto& [dimension, value] : {std::pair<RollupDimension, const std::string*>{
+                                             RollupDimension::kApplication, names.application},
+                                         {RollupDimension::kProtocol, names.protocol},
+                                         {RollupDimension::kHost, names.host}}) {
+    // Most events add to a row the group already has: look it up by the scratch key and
+    // copy the key only for a new row.
+    key_.clear();
+    key_.push_back(RollupDimensionCode(dimension));
+    AppendBigEndian(minute, &key_);
+    key_ += agent_id;
+    key_ += '\0';
+    key_ += *value;
+    auto row = pending_.find(key_);
+    if (row == pending_.end()) row = pending_.emplace(key_, RollupCounters{}).first;
+    RollupCounters& sum = row->second;
     sum.bytes += counters.bytes;
     sum.packets += counters.packets;
     sum.flows += counters.flows;
@@ -138,18 +168,15 @@ void RollupAccumulator::Add(const std::string& agent_id, const v1::Event& event,
   switch (event.body_case()) {
     case v1::Event::kFlow: {
       const v1::FlowMetadata& m = event.flow().flow();
-      FlowDimensions dimensions{m.detected_application_name(), m.detected_protocol_name(),
-                                m.host_server_name()};
+      const KnownNames names{Intern(m.detected_application_name()),
+                             Intern(m.detected_protocol_name()), Intern(m.host_server_name())};
+      known_.insert_or_assign(KeyOf(agent_id, m.digest()), names);
       if (!m.detection_updated()) {
         const uint64_t at = m.first_seen_at() != 0  ? m.first_seen_at()
                             : m.last_seen_at() != 0 ? m.last_seen_at()
                                                     : received_at_ms;
-        AddTo(agent_id, dimensions, at, {.bytes = 0, .packets = 0, .flows = 1});
+        AddTo(agent_id, names, at, {.bytes = 0, .packets = 0, .flows = 1});
       }
-      key_ = agent_id;
-      key_ += '\0';
-      key_ += m.digest();
-      known_[key_] = std::move(dimensions);
       return;
     }
     case v1::Event::kFlowStats:
@@ -160,7 +187,7 @@ void RollupAccumulator::Add(const std::string& agent_id, const v1::Event& event,
                                  .packets = c.local_packets() + c.other_packets(),
                                  .flows = 0};
       if (delta.bytes != 0 || delta.packets != 0) {
-        AddTo(agent_id, DimensionsOf(agent_id, c.digest()),
+        AddTo(agent_id, NamesOf(agent_id, c.digest()),
               c.last_seen_at() != 0 ? c.last_seen_at() : received_at_ms, delta);
       }
       // A purged flow's dimensions stay known: a later flow with the same addresses has the
@@ -189,29 +216,43 @@ Status RollupAccumulator::Flush(rocksdb::WriteBatch* batch, rocksdb::ColumnFamil
 }
 
 void RollupAccumulator::ForgetSomeIfFull() {
-  if (known_.size() > kMaxKnownFlows) known_.clear();
+  if (known_.size() > kMaxKnownFlows) {
+    known_.clear();
+    names_.clear();
+  }
 }
 
-void RollupAccumulator::Drain(const std::function<void(RollupDimension, const RollupRow&)>& take) {
-  RollupRow row;
-  for (const auto& [key, counters] : pending_) {
+void RollupAccumulator::DrainByMinute(
+    const std::function<void(RollupDimension, uint64_t, const std::vector<RollupRow>&)>& take) {
+  // Ordered by the keys' first 9 bytes (dimension, minute) alone: rows of one dimension
+  // and minute come together, and the sort compares no names.
+  std::vector<const std::pair<const std::string, RollupCounters>*> sorted;
+  sorted.reserve(pending_.size());
+  for (const auto& entry : pending_) sorted.push_back(&entry);
+  std::sort(sorted.begin(), sorted.end(), [](const auto* a, const auto* b) {
+    return std::memcmp(a->first.data(), b->first.data(), 9) < 0;
+  });
+  std::vector<RollupRow> rows;
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const auto& [key, counters] = *sorted[i];
     const std::string_view rest = std::string_view(key).substr(9);
     const size_t separator = rest.find('\0');
+    RollupRow& row = rows.emplace_back();
     row.minute_ms = ReadBigEndian(key.data() + 1);
     row.agent_id = rest.substr(0, separator);
     row.value = rest.substr(separator + 1);
     row.counters = counters;
-    take(DimensionOfByte(key[0]), row);
+    if (i + 1 == sorted.size() || std::memcmp(key.data(), sorted[i + 1]->first.data(), 9) != 0) {
+      take(DimensionOfByte(key[0]), row.minute_ms, rows);
+      rows.clear();
+    }
   }
   pending_.clear();
   ForgetSomeIfFull();
 }
 
 bool RollupAccumulator::Knows(const std::string& agent_id, const std::string& digest) {
-  key_ = agent_id;
-  key_ += '\0';
-  key_ += digest;
-  return known_.contains(key_);
+  return known_.contains(KeyOf(agent_id, digest));
 }
 
 std::shared_ptr<rocksdb::MergeOperator> NewRollupMergeOperator() {

@@ -32,7 +32,9 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "flowgate/common/status.h"
@@ -73,27 +75,48 @@ class RollupAccumulator {
   void Add(const std::string& agent_id, const v1::Event& event, uint64_t received_at_ms);
   // Adds the pending sums to `batch` as Merge operands of `family` and forgets them.
   [[nodiscard]] Status Flush(rocksdb::WriteBatch* batch, rocksdb::ColumnFamilyHandle* family);
-  // Hands each pending sum to `take` as a row of its dimension (the row's views are valid
-  // during the call) and forgets them: for stores that write rollup rows themselves.
-  void Drain(const std::function<void(RollupDimension, const RollupRow&)>& take);
+  // Hands the pending sums to `take` one dimension and minute at a time, as rows (their
+  // views valid during the call), and forgets them: for stores that write rollup rows
+  // themselves.
+  void DrainByMinute(const std::function<void(RollupDimension, uint64_t minute_ms,
+                                              const std::vector<RollupRow>&)>& take);
   // Forgets pending sums (the batch they were for is not written).
   void Discard() { pending_.clear(); }
   // True when the dimensions of flow (agent id, digest) are known without asking `lookup`.
   bool Knows(const std::string& agent_id, const std::string& digest);
 
  private:
-  const FlowDimensions& DimensionsOf(const std::string& agent_id, const std::string& digest);
+  // Which flow a known_ entry is about: see KeyOf.
+  struct FlowKey {
+    uint64_t first;
+    uint64_t second;
+    bool operator==(const FlowKey&) const = default;
+  };
+  struct FlowKeyHash {
+    size_t operator()(const FlowKey& key) const { return key.first; }
+  };
+  // The names a flow's traffic goes to, interned in names_.
+  struct KnownNames {
+    const std::string* application;
+    const std::string* protocol;
+    const std::string* host;
+  };
+  FlowKey KeyOf(std::string_view agent_id, std::string_view digest);
+  const std::string* Intern(const std::string& name);
+  KnownNames NamesOf(const std::string& agent_id, const std::string& digest);
   void ForgetSomeIfFull();
-  void AddTo(const std::string& agent_id, const FlowDimensions& dimensions, uint64_t at_ms,
+  void AddTo(const std::string& agent_id, const KnownNames& names, uint64_t at_ms,
              const RollupCounters& counters);
 
   Lookup lookup_;
-  // agent id '\0' digest -> dimensions; cleared when it outgrows kMaxKnownFlows (between
-  // batches), after which misses read the store.
+  // Flows seen -> their names; cleared with names_ when it outgrows kMaxKnownFlows
+  // (between batches), after which misses read the store.
   static constexpr size_t kMaxKnownFlows = 1 << 19;
-  std::unordered_map<std::string, FlowDimensions> known_;
+  std::unordered_map<FlowKey, KnownNames, FlowKeyHash> known_;
+  std::unordered_set<std::string> names_;  // node-based: the names' addresses stay put
   std::unordered_map<std::string, RollupCounters> pending_;  // rollup key -> sums
-  std::string key_;                                          // scratch
+  std::string flow_key_;                                     // scratch: KeyOf's text
+  std::string key_;                                          // scratch: a pending_ key
 };
 
 // Adds the counters of rollup values (any number of operands).

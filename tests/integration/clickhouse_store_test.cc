@@ -19,6 +19,7 @@
 #include "../support/ndpi_reference.h"
 #include "../support/process.h"
 #include "../support/temp_dir.h"
+#include "flowgate/storage/clickhouse_store.h"
 #include "history_support.h"
 #include "transport_support.h"
 
@@ -462,6 +463,81 @@ TEST_F(ClickHouseStoreTest, RetentionDropsWholeDaysOnSchedule) {
   v1::QueryFlowsResponse page;
   ASSERT_TRUE(pruning.stub().QueryFlows(CallContext().get(), query, &page).ok());
   EXPECT_EQ(page.retained_from_ms(), (now_ms - 2 * 86'400'000ull) / 86'400'000ull * 86'400'000ull);
+}
+
+// gRPC Subscribe resumes from the live log the ClickHouse store keeps in memory: from any
+// event it still holds, across the agent batches it keeps them in, each event once with its
+// sequence and agent; only the oldest batches go once it holds more than it is asked to.
+TEST_F(ClickHouseStoreTest, LiveLogResumesFromAnyEventItHoldsAndKeepsTheNewest) {
+  ASSERT_NO_FATAL_FAILURE(StartCluster(1));
+  storage::ClickHouseStoreOptions options;
+  options.urls = {cluster_->urls()[0]};
+  options.live_log_events = 10;
+  Result<std::unique_ptr<storage::FlowStore>> store = storage::OpenClickHouseFlowStore(options);
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  // 6 batches of 3 events (a flow, its stats and its purge): sequences 1..18.
+  for (uint64_t batch = 1; batch <= 6; ++batch) {
+    v1::Envelope envelope;
+    envelope.set_version(v1::PROTOCOL_VERSION_1);
+    envelope.set_sequence(batch);
+    envelope.mutable_agent()->set_id(kAgentIds[0]);
+    envelope.mutable_agent()->set_boot_id("boot-1");
+    envelope.mutable_agent()->set_name("probe-0");
+    for (int i = 0; i < 3; ++i) {
+      v1::FlowCounters* counters =
+          i == 0   ? nullptr
+          : i == 1 ? envelope.add_events()->mutable_flow_stats()->mutable_flow()
+                   : envelope.add_events()->mutable_flow_purge()->mutable_flow();
+      const std::string digest = "flow-" + std::to_string(batch);
+      if (counters == nullptr) {
+        envelope.add_events()->mutable_flow()->mutable_flow()->set_digest(digest);
+      } else {
+        counters->set_digest(digest);
+        counters->set_local_bytes(100 * batch + i);
+      }
+    }
+    Result<storage::AppendResult> appended = (*store)->Append(envelope, 1'000 + batch, nullptr);
+    ASSERT_TRUE(appended.ok()) << appended.status().message();
+    ASSERT_EQ(appended->outcome, storage::AppendOutcome::kApplied);
+  }
+  // The sent event of gateway sequence `sequence` in text, to compare with what is read.
+  const auto sent = [](uint64_t sequence) {
+    const uint64_t batch = (sequence - 1) / 3 + 1;
+    const std::string digest = "flow-" + std::to_string(batch);
+    switch ((sequence - 1) % 3) {
+      case 0:
+        return "flow { flow { digest: \"" + digest + "\" } }";
+      case 1:
+        return "flow_stats { flow { digest: \"" + digest +
+               "\" local_bytes: " + std::to_string(100 * batch + 1) + " } }";
+      default:
+        return "flow_purge { flow { digest: \"" + digest +
+               "\" local_bytes: " + std::to_string(100 * batch + 2) + " } }";
+    }
+  };
+  const auto read = [&](uint64_t after, size_t limit) {
+    std::vector<v1::StoredEvent> events;
+    Status status = (*store)->ReadEvents(after, limit, &events);
+    EXPECT_TRUE(status.ok()) << status.message();
+    std::vector<uint64_t> sequences;
+    for (const v1::StoredEvent& event : events) {
+      sequences.push_back(event.gateway_sequence());
+      EXPECT_EQ(event.agent().id(), kAgentIds[0]);
+      EXPECT_EQ(event.agent().name(), "probe-0");
+      EXPECT_EQ(event.received_at(), 1'000 + (event.gateway_sequence() - 1) / 3 + 1);
+      EXPECT_EQ(event.event().ShortDebugString(), sent(event.gateway_sequence()));
+    }
+    return sequences;
+  };
+  // At least the newest 10 are held, in whole batches: batches 3 to 6.
+  const std::vector<uint64_t> held = read(0, 100);
+  ASSERT_EQ(held.size(), 12u);
+  for (size_t i = 0; i < held.size(); ++i) EXPECT_EQ(held[i], 7 + i);
+  // Within a batch and across batch boundaries, up to the limit.
+  EXPECT_EQ(read(8, 3), (std::vector<uint64_t>{9, 10, 11}));
+  EXPECT_EQ(read(12, 1), (std::vector<uint64_t>{13}));
+  EXPECT_EQ(read(16, 100), (std::vector<uint64_t>{17, 18}));
+  EXPECT_TRUE(read(18, 100).empty());
 }
 
 TEST_F(ClickHouseStoreTest, UnreachableServerOrWrongClusterFailsNamingIt) {
