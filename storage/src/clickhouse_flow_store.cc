@@ -291,6 +291,7 @@ Status ClickHouseFlowStore::AppendBatch(std::vector<AppendItem>& items, bool wan
     rollup_sums_.Discard();
     FailGroup(status, items);
   }
+  rollup_sums_.EndGroup();
   fetched_dimensions_.clear();
   return status;
 }

@@ -190,10 +190,13 @@ void RollupAccumulator::Add(const std::string& agent_id, const v1::Event& event,
         AddTo(agent_id, NamesOf(agent_id, c.digest()),
               c.last_seen_at() != 0 ? c.last_seen_at() : received_at_ms, delta);
       }
-      // A purged flow's dimensions stay known: a later flow with the same addresses has the
-      // same digest, and traffic it reports before its own `flow` event must be attributed
-      // the same way whichever batches the events arrive in (forgetting them made the
-      // attribution depend on where group boundaries fell).
+      // A purged flow's names are forgotten when the group ends (EndGroup), not here:
+      // until then the store does not hold the group's `flow` events, so a later flow with
+      // the same addresses (the same digest) reporting traffic before its own `flow` event
+      // would be attributed by where group boundaries fell. After the group the stored
+      // flow answers as this memory would have. Remembering every purged flow instead
+      // filled the memory with dead flows and fragmented the heap.
+      if (purge) purged_.push_back(KeyOf(agent_id, c.digest()));
       return;
     }
     default:
@@ -211,12 +214,14 @@ Status RollupAccumulator::Flush(rocksdb::WriteBatch* batch, rocksdb::ColumnFamil
     }
   }
   pending_.clear();
-  ForgetSomeIfFull();
+  EndGroup();
   return status;
 }
 
-void RollupAccumulator::ForgetSomeIfFull() {
-  if (known_.size() > kMaxKnownFlows) {
+void RollupAccumulator::EndGroup() {
+  for (const FlowKey& key : purged_) known_.erase(key);
+  purged_.clear();
+  if (known_.size() > kMaxKnownFlows || names_.size() > kMaxKnownFlows) {
     known_.clear();
     names_.clear();
   }
@@ -248,7 +253,6 @@ void RollupAccumulator::DrainByMinute(
     }
   }
   pending_.clear();
-  ForgetSomeIfFull();
 }
 
 bool RollupAccumulator::Knows(const std::string& agent_id, const std::string& digest) {

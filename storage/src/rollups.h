@@ -73,15 +73,22 @@ class RollupAccumulator {
 
   // Adds the contribution of `event` of agent `agent_id` (events of one agent in log order).
   void Add(const std::string& agent_id, const v1::Event& event, uint64_t received_at_ms);
-  // Adds the pending sums to `batch` as Merge operands of `family` and forgets them.
+  // Adds the pending sums to `batch` as Merge operands of `family`, forgets them, and ends
+  // the group (EndGroup).
   [[nodiscard]] Status Flush(rocksdb::WriteBatch* batch, rocksdb::ColumnFamilyHandle* family);
   // Hands the pending sums to `take` one dimension and minute at a time, as rows (their
   // views valid during the call), and forgets them: for stores that write rollup rows
   // themselves.
   void DrainByMinute(const std::function<void(RollupDimension, uint64_t minute_ms,
                                               const std::vector<RollupRow>&)>& take);
-  // Forgets pending sums (the batch they were for is not written).
-  void Discard() { pending_.clear(); }
+  // Forgets the names of the flows the group purged; call once the group is written (or
+  // failed), not between its batches.
+  void EndGroup();
+  // Forgets pending sums (the batch they were for is not written) and ends the group.
+  void Discard() {
+    pending_.clear();
+    EndGroup();
+  }
   // True when the dimensions of flow (agent id, digest) are known without asking `lookup`.
   bool Knows(const std::string& agent_id, const std::string& digest);
 
@@ -104,16 +111,16 @@ class RollupAccumulator {
   FlowKey KeyOf(std::string_view agent_id, std::string_view digest);
   const std::string* Intern(const std::string& name);
   KnownNames NamesOf(const std::string& agent_id, const std::string& digest);
-  void ForgetSomeIfFull();
   void AddTo(const std::string& agent_id, const KnownNames& names, uint64_t at_ms,
              const RollupCounters& counters);
 
   Lookup lookup_;
-  // Flows seen -> their names; cleared with names_ when it outgrows kMaxKnownFlows
-  // (between batches), after which misses read the store.
+  // Flows seen and not purged -> their names; cleared with names_ when either outgrows
+  // kMaxKnownFlows (between groups), after which misses read the store.
   static constexpr size_t kMaxKnownFlows = 1 << 19;
   std::unordered_map<FlowKey, KnownNames, FlowKeyHash> known_;
   std::unordered_set<std::string> names_;  // node-based: the names' addresses stay put
+  std::vector<FlowKey> purged_;            // this group's purged flows
   std::unordered_map<std::string, RollupCounters> pending_;  // rollup key -> sums
   std::string flow_key_;                                     // scratch: KeyOf's text
   std::string key_;                                          // scratch: a pending_ key

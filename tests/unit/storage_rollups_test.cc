@@ -7,7 +7,9 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -173,6 +175,67 @@ TEST(StorageRollupsTest, WrongSizeOperandCountsAsZeroAndTheMinuteStillReads) {
     EXPECT_EQ(sum.flows, 1u);
   }
   ASSERT_TRUE(db.Merge("k", Encode(1, 1, 1)).ok()) << "writes go on after the bad operand";
+}
+
+// The accumulator's memory of flow names: a purged flow's names serve the rest of its group
+// (the store does not hold the group's `flow` events yet), then go, and the stored flow
+// answers instead; only a miss asks the store.
+TEST(StorageRollupsTest, PurgedFlowNamesServeTheirGroupThenTheStoreAnswers) {
+  std::vector<std::string> asked;
+  RollupAccumulator sums([&](const std::string& agent_id, const std::string& digest) {
+    asked.push_back(agent_id + "/" + digest);
+    return std::optional<FlowDimensions>(FlowDimensions{"Stored", "TLS", "stored.example"});
+  });
+  const auto flow = [](const std::string& digest, const std::string& application) {
+    v1::Event event;
+    v1::FlowMetadata* m = event.mutable_flow()->mutable_flow();
+    m->set_digest(digest);
+    m->set_detected_application_name(application);
+    m->set_detected_protocol_name("TLS");
+    m->set_first_seen_at(60'000);
+    return event;
+  };
+  const auto traffic = [](const std::string& digest, bool purge, uint64_t bytes) {
+    v1::Event event;
+    v1::FlowCounters* c = purge ? event.mutable_flow_purge()->mutable_flow()
+                                : event.mutable_flow_stats()->mutable_flow();
+    c->set_digest(digest);
+    c->set_local_bytes(bytes);
+    c->set_last_seen_at(60'000);
+    return event;
+  };
+  // Bytes per application in the rows one batch drains.
+  const auto drain = [&] {
+    std::map<std::string, uint64_t> bytes;
+    sums.DrainByMinute(
+        [&](RollupDimension dimension, uint64_t, const std::vector<RollupRow>& rows) {
+          if (dimension != RollupDimension::kApplication) return;
+          for (const RollupRow& row : rows) bytes[std::string(row.value)] += row.counters.bytes;
+        });
+    return bytes;
+  };
+
+  // One group: the flow, its purge, then traffic of a new flow with the same digest before
+  // its own `flow` event: still the purged flow's names, and the store is not asked.
+  sums.Add("agent-1", flow("d1", "Zoom"), 1);
+  sums.Add("agent-1", traffic("d1", true, 100), 1);
+  sums.Add("agent-1", traffic("d1", false, 7), 1);
+  EXPECT_EQ(drain(), (std::map<std::string, uint64_t>{{"Zoom", 107}}));
+  EXPECT_TRUE(asked.empty());
+  sums.EndGroup();
+
+  // The next group: the purged flow is forgotten, so the store answers for it; a flow that
+  // was not purged is still known.
+  sums.Add("agent-1", flow("d2", "Teams"), 2);
+  sums.EndGroup();
+  sums.Add("agent-1", traffic("d1", false, 5), 3);
+  sums.Add("agent-1", traffic("d2", false, 9), 3);
+  EXPECT_EQ(drain(), (std::map<std::string, uint64_t>{{"Stored", 5}, {"Teams", 9}}));
+  EXPECT_EQ(asked, (std::vector<std::string>{"agent-1/d1"}));
+  // Asked once: the answer is remembered.
+  sums.Add("agent-1", traffic("d1", false, 1), 4);
+  EXPECT_EQ(drain(), (std::map<std::string, uint64_t>{{"Stored", 1}}));
+  EXPECT_EQ(asked.size(), 1u);
 }
 
 }  // namespace
