@@ -190,13 +190,19 @@ void RollupAccumulator::Add(const std::string& agent_id, const v1::Event& event,
         AddTo(agent_id, NamesOf(agent_id, c.digest()),
               c.last_seen_at() != 0 ? c.last_seen_at() : received_at_ms, delta);
       }
-      // A purged flow's names are forgotten when the group ends (EndGroup), not here:
-      // until then the store does not hold the group's `flow` events, so a later flow with
-      // the same addresses (the same digest) reporting traffic before its own `flow` event
-      // would be attributed by where group boundaries fell. After the group the stored
-      // flow answers as this memory would have. Remembering every purged flow instead
-      // filled the memory with dead flows and fragmented the heap.
-      if (purge) purged_.push_back(KeyOf(agent_id, c.digest()));
+      // A purged flow's names stay known for a while (the newest kMaxPurgedFlows purged
+      // flows): a later flow with the same addresses has the same digest, and its traffic
+      // reported before its own `flow` event (flow_stats of a flow still in detection) is
+      // attributed to them without reading the stored flow. They are forgotten only when a
+      // group ends: until then the store lacks the group's `flow` events, and forgetting
+      // within a group made attribution depend on where group boundaries fell. Remembering
+      // every purged flow filled the memory with dead flows and fragmented the heap.
+      if (purge) {
+        if (auto known = known_.find(KeyOf(agent_id, c.digest())); known != known_.end()) {
+          known->second.purge_number = ++purges_;
+          purged_.emplace_back(known->first, purges_);
+        }
+      }
       return;
     }
     default:
@@ -219,11 +225,19 @@ Status RollupAccumulator::Flush(rocksdb::WriteBatch* batch, rocksdb::ColumnFamil
 }
 
 void RollupAccumulator::EndGroup() {
-  for (const FlowKey& key : purged_) known_.erase(key);
-  purged_.clear();
+  while (purged_.size() > kMaxPurgedFlows) {
+    const auto [key, number] = purged_.front();
+    purged_.pop_front();
+    // Unless a `flow` event made it live again (or it was purged again since).
+    if (auto known = known_.find(key);
+        known != known_.end() && known->second.purge_number == number) {
+      known_.erase(known);
+    }
+  }
   if (known_.size() > kMaxKnownFlows || names_.size() > kMaxKnownFlows) {
     known_.clear();
     names_.clear();
+    purged_.clear();
   }
 }
 

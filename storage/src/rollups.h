@@ -28,8 +28,10 @@
 #include <rocksdb/write_batch.h>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
+#include <memory_resource>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -81,9 +83,13 @@ class RollupAccumulator {
   // themselves.
   void DrainByMinute(const std::function<void(RollupDimension, uint64_t minute_ms,
                                               const std::vector<RollupRow>&)>& take);
-  // Forgets the names of the flows the group purged; call once the group is written (or
+  // Forgets the names of the oldest purged flows beyond kMaxPurgedFlows (and everything,
+  // should the flows it knows pass kMaxKnownFlows); call once a group is written (or
   // failed), not between its batches.
   void EndGroup();
+
+  static constexpr size_t kMaxKnownFlows = 1 << 19;
+  static constexpr size_t kMaxPurgedFlows = 1 << 17;
   // Forgets pending sums (the batch they were for is not written) and ends the group.
   void Discard() {
     pending_.clear();
@@ -107,6 +113,7 @@ class RollupAccumulator {
     const std::string* application;
     const std::string* protocol;
     const std::string* host;
+    uint64_t purge_number = 0;  // 0 while live; else its place in purged_
   };
   FlowKey KeyOf(std::string_view agent_id, std::string_view digest);
   const std::string* Intern(const std::string& name);
@@ -115,15 +122,20 @@ class RollupAccumulator {
              const RollupCounters& counters);
 
   Lookup lookup_;
-  // Flows seen and not purged -> their names; cleared with names_ when either outgrows
-  // kMaxKnownFlows (between groups), after which misses read the store.
-  static constexpr size_t kMaxKnownFlows = 1 << 19;
-  std::unordered_map<FlowKey, KnownNames, FlowKeyHash> known_;
+  // Flows seen (live, or among the newest kMaxPurgedFlows purged) -> their names; cleared
+  // with names_ when either outgrows kMaxKnownFlows (between groups), after which misses
+  // read the store.
+  // The memory's nodes come from a pool of their own: interleaved with the short-lived
+  // allocations of every batch on the common heap they fragmented it, and malloc slowed
+  // down for the whole gateway.
+  std::pmr::unsynchronized_pool_resource known_pool_;
+  std::pmr::unordered_map<FlowKey, KnownNames, FlowKeyHash> known_{&known_pool_};
   std::unordered_set<std::string> names_;  // node-based: the names' addresses stay put
-  std::vector<FlowKey> purged_;            // this group's purged flows
-  std::unordered_map<std::string, RollupCounters> pending_;  // rollup key -> sums
-  std::string flow_key_;                                     // scratch: KeyOf's text
-  std::string key_;                                          // scratch: a pending_ key
+  uint64_t purges_ = 0;                    // purge numbers given
+  std::pmr::deque<std::pair<FlowKey, uint64_t>> purged_{&known_pool_};  // oldest first
+  std::unordered_map<std::string, RollupCounters> pending_;             // rollup key -> sums
+  std::string flow_key_;                                                // scratch: KeyOf's text
+  std::string key_;                                                     // scratch: a pending_ key
 };
 
 // Adds the counters of rollup values (any number of operands).

@@ -177,10 +177,11 @@ TEST(StorageRollupsTest, WrongSizeOperandCountsAsZeroAndTheMinuteStillReads) {
   ASSERT_TRUE(db.Merge("k", Encode(1, 1, 1)).ok()) << "writes go on after the bad operand";
 }
 
-// The accumulator's memory of flow names: a purged flow's names serve the rest of its group
-// (the store does not hold the group's `flow` events yet), then go, and the stored flow
-// answers instead; only a miss asks the store.
-TEST(StorageRollupsTest, PurgedFlowNamesServeTheirGroupThenTheStoreAnswers) {
+// The accumulator's memory of flow names: a purged flow's names serve traffic reported for
+// its digest before the next `flow` event (a new flow on the same addresses still in
+// detection), in its group and after it, until the newest kMaxPurgedFlows purged flows no
+// longer include it; then the stored flow answers. Only a miss asks the store.
+TEST(StorageRollupsTest, PurgedFlowNamesServeUntilNewerPurgesPushThemOut) {
   std::vector<std::string> asked;
   RollupAccumulator sums([&](const std::string& agent_id, const std::string& digest) {
     asked.push_back(agent_id + "/" + digest);
@@ -204,7 +205,7 @@ TEST(StorageRollupsTest, PurgedFlowNamesServeTheirGroupThenTheStoreAnswers) {
     c->set_last_seen_at(60'000);
     return event;
   };
-  // Bytes per application in the rows one batch drains.
+  // Bytes per application in the rows of what was added since the last drain.
   const auto drain = [&] {
     std::map<std::string, uint64_t> bytes;
     sums.DrainByMinute(
@@ -215,25 +216,37 @@ TEST(StorageRollupsTest, PurgedFlowNamesServeTheirGroupThenTheStoreAnswers) {
     return bytes;
   };
 
-  // One group: the flow, its purge, then traffic of a new flow with the same digest before
-  // its own `flow` event: still the purged flow's names, and the store is not asked.
+  // One group: the flow, its purge, then traffic of its digest before a new `flow` event.
   sums.Add("agent-1", flow("d1", "Zoom"), 1);
   sums.Add("agent-1", traffic("d1", true, 100), 1);
   sums.Add("agent-1", traffic("d1", false, 7), 1);
   EXPECT_EQ(drain(), (std::map<std::string, uint64_t>{{"Zoom", 107}}));
+  sums.EndGroup();
+  // Later groups: still remembered; a new `flow` event makes the digest live under new names.
+  sums.Add("agent-1", traffic("d1", false, 5), 2);
+  sums.Add("agent-1", flow("d1", "Teams"), 2);
+  sums.Add("agent-1", traffic("d1", false, 9), 2);
+  EXPECT_EQ(drain(), (std::map<std::string, uint64_t>{{"Teams", 9}, {"Zoom", 5}}));
+  sums.EndGroup();
   EXPECT_TRUE(asked.empty());
-  sums.EndGroup();
 
-  // The next group: the purged flow is forgotten, so the store answers for it; a flow that
-  // was not purged is still known.
-  sums.Add("agent-1", flow("d2", "Teams"), 2);
+  // d1 purged again, then more flows purged than are remembered: d1's names go at the end
+  // of the group, the newer ones stay.
+  sums.Add("agent-1", traffic("d1", true, 1), 3);
+  for (size_t i = 0; i < RollupAccumulator::kMaxPurgedFlows; ++i) {
+    const std::string digest = "other-" + std::to_string(i);
+    sums.Add("agent-1", flow(digest, "Other"), 3);
+    sums.Add("agent-1", traffic(digest, true, 1), 3);
+  }
+  drain();
   sums.EndGroup();
-  sums.Add("agent-1", traffic("d1", false, 5), 3);
-  sums.Add("agent-1", traffic("d2", false, 9), 3);
-  EXPECT_EQ(drain(), (std::map<std::string, uint64_t>{{"Stored", 5}, {"Teams", 9}}));
+  EXPECT_TRUE(asked.empty());
+  sums.Add("agent-1", traffic("d1", false, 3), 4);
+  sums.Add("agent-1", traffic("other-0", false, 4), 4);
+  EXPECT_EQ(drain(), (std::map<std::string, uint64_t>{{"Other", 4}, {"Stored", 3}}));
   EXPECT_EQ(asked, (std::vector<std::string>{"agent-1/d1"}));
   // Asked once: the answer is remembered.
-  sums.Add("agent-1", traffic("d1", false, 1), 4);
+  sums.Add("agent-1", traffic("d1", false, 1), 5);
   EXPECT_EQ(drain(), (std::map<std::string, uint64_t>{{"Stored", 1}}));
   EXPECT_EQ(asked.size(), 1u);
 }
