@@ -34,7 +34,8 @@ struct ClickHouseStoreOptions {
   // far apart; batches arriving meanwhile join the next group. Adds up to this much to the
   // time agents wait for acknowledgements. Default: 200 ms.
   uint32_t min_insert_interval_ms = 200;
-  // Events of the merged live log kept in memory for ReadEvents (gRPC Subscribe resumes);
+  // Events of the merged live log kept in memory for ReadEvents (gRPC Subscribe resumes),
+  // at least (the oldest agent batch goes whole once the rest holds this many);
   // history lives in flows and rollups. Default: 262144.
   size_t live_log_events = 262'144;
 };
