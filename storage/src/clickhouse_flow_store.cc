@@ -290,8 +290,9 @@ Status ClickHouseFlowStore::AppendBatch(std::vector<AppendItem>& items, bool wan
   if (!status.ok()) {
     rollup_sums_.Discard();
     FailGroup(status, items);
+  } else {
+    rollup_sums_.EndGroup();
   }
-  rollup_sums_.EndGroup();
   fetched_dimensions_.clear();
   return status;
 }
