@@ -13,6 +13,15 @@ std::string JoinKey(std::string_view a, std::string_view b) {
   return key;
 }
 
+uint64_t Fnv1a64(std::string_view bytes) {
+  uint64_t hash = 0xcbf29ce484222325ULL;
+  for (char c : bytes) {
+    hash ^= static_cast<uint8_t>(c);
+    hash *= 0x100000001b3ULL;
+  }
+  return hash;
+}
+
 Status CheckBatchIdentity(const v1::Envelope& envelope) {
   const v1::AgentIdentity& agent = envelope.agent();
   if (agent.id().empty() || agent.boot_id().empty() || envelope.sequence() == 0) {

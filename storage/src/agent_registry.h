@@ -15,6 +15,10 @@ namespace flowgate::storage {
 // (agent id, boot id), flows (agent id, digest).
 std::string JoinKey(std::string_view a, std::string_view b);
 
+// FNV-1a (64-bit) of `bytes`: a hash every gateway and every build computes alike (a shard
+// choice must not depend on the standard library's hash).
+uint64_t Fnv1a64(std::string_view bytes);
+
 // InvalidArgument when `envelope` lacks what identifies a batch (agent id, boot id,
 // sequence): no store can apply or deduplicate it.
 Status CheckBatchIdentity(const v1::Envelope& envelope);

@@ -66,12 +66,7 @@ std::string SqlPair(std::string_view a, std::string_view b) {
 // The shard of an agent's rows: FNV-1a of its id, so every gateway of the fleet picks the
 // same shard for it (given the same --clickhouse-url order).
 size_t ShardOf(std::string_view agent_id, size_t shards) {
-  uint64_t hash = 14695981039346656037ull;
-  for (char c : agent_id) {
-    hash ^= static_cast<uint8_t>(c);
-    hash *= 1099511628211ull;
-  }
-  return static_cast<size_t>(hash % shards);
+  return static_cast<size_t>(Fnv1a64(agent_id) % shards);
 }
 
 struct TableSchema {
@@ -176,7 +171,8 @@ class ClickHouseFlowStore final : public FlowStore {
   std::unordered_map<std::string, uint64_t> marks_cache_;  // agent id '\0' boot id -> mark
   std::unordered_map<std::string, FlowDimensions> fetched_dimensions_;
   KeptArenaBlock batch_arena_block_{1u << 20};  // an agent batch's flow records
-  // Rows of a group by shard, per table; kept for the next group's capacity.
+  // Rows of a group by shard, per table; kept for the next group's capacity (growing fresh
+  // buffers to megabytes each group cost page faults).
   std::vector<std::string> flow_rows_, rollup_rows_, mark_rows_, agent_rows_;
   RollupAccumulator rollup_sums_{[this](const std::string& agent_id, const std::string& digest) {
     auto it = fetched_dimensions_.find(JoinKey(agent_id, digest));
@@ -409,12 +405,7 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
   };
   std::unordered_map<std::string, AgentUpdate> agents;
   std::unordered_map<std::string, uint64_t> marks;  // after the group
-  // Rows by shard, per table.
-  // Reused from group to group: growing fresh buffers to megabytes each time cost page
-  // faults.
-  std::vector<std::string>&flow_rows = flow_rows_, &rollup_rows = rollup_rows_,
-  &mark_rows = mark_rows_, &agent_rows = agent_rows_;
-  for (std::vector<std::string>* rows : {&flow_rows, &rollup_rows, &mark_rows, &agent_rows}) {
+  for (std::vector<std::string>* rows : {&flow_rows_, &rollup_rows_, &mark_rows_, &agent_rows_}) {
     rows->resize(servers_.size());
     for (std::string& shard_rows : *rows) shard_rows.clear();
   }
@@ -490,7 +481,7 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
     }
     // Into the live log without a copy: the envelope is done with its events.
     live.events.Swap(envelope.mutable_events());
-    std::string& rows = flow_rows[shard];
+    std::string& rows = flow_rows_[shard];
     for (const auto& [digest, flow] : flows) {
       const FlowActivity activity = FlowActivityOf(*flow);
       const uint64_t last_ms = activity.last_ms != 0 ? activity.last_ms : item.received_at_ms;
@@ -512,7 +503,7 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
       PutRowBinaryString(buffer, &rows);
     }
     // The batch's sums by (dimension, minute), each one row of arrays.
-    std::string& out = rollup_rows[shard];
+    std::string& out = rollup_rows_[shard];
     rollup_sums_.DrainByMinute([&](RollupDimension dimension, uint64_t minute_ms,
                                    const std::vector<RollupRow>& minute_rows) {
       PutRowBinaryDateOf(minute_ms, &out);
@@ -533,7 +524,7 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
   for (const auto& [mark_key, mark] : marks) {
     const size_t separator = mark_key.find('\0');
     const std::string_view agent_id = std::string_view(mark_key).substr(0, separator);
-    std::string& out = mark_rows[ShardOf(agent_id, servers_.size())];
+    std::string& out = mark_rows_[ShardOf(agent_id, servers_.size())];
     PutRowBinaryString(agent_id, &out);
     PutRowBinaryString(std::string_view(mark_key).substr(separator + 1), &out);
     PutRowBinaryUInt64(mark, &out);
@@ -541,7 +532,7 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
   const uint64_t now_ms = WallClockMs();
   for (const auto& [agent_id, update] : agents) {
     if (!update.persist) continue;
-    std::string& out = agent_rows[ShardOf(agent_id, servers_.size())];
+    std::string& out = agent_rows_[ShardOf(agent_id, servers_.size())];
     PutRowBinaryString(agent_id, &out);
     PutRowBinaryUInt64(now_ms, &out);
     PutRowBinaryString(update.record.SerializeAsString(), &out);
@@ -558,8 +549,8 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
   // Data first, the registry and marks last: a batch whose mark is written is wholly
   // stored. Each stage's inserts go out at once (they are independent), so a group waits
   // for the slowest shard, not for the sum of them.
-  FLOWGATE_RETURN_IF_ERROR(InsertAll({{"flow_parts", &flow_rows}, {"rollups", &rollup_rows}}));
-  FLOWGATE_RETURN_IF_ERROR(InsertAll({{"agents", &agent_rows}, {"marks", &mark_rows}}));
+  FLOWGATE_RETURN_IF_ERROR(InsertAll({{"flow_parts", &flow_rows_}, {"rollups", &rollup_rows_}}));
+  FLOWGATE_RETURN_IF_ERROR(InsertAll({{"agents", &agent_rows_}, {"marks", &mark_rows_}}));
 
   for (const auto& [mark_key, mark] : marks) marks_cache_[mark_key] = mark;
   std::lock_guard lock(mutex_);

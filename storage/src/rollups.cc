@@ -1,5 +1,7 @@
 #include "rollups.h"
 
+#include "agent_registry.h"
+
 #include <rocksdb/db.h>
 #include <rocksdb/options.h>
 
@@ -104,29 +106,19 @@ RollupAccumulator::FlowKey RollupAccumulator::KeyOf(std::string_view agent_id,
   // Two independent 64-bit hashes (FNV-1a and the standard library's) of agent id '\0'
   // digest: a fixed-size key costs no allocation per flow and a third of the memory of the
   // text. Two flows sharing both hashes (odds about n^2 / 2^129) would share names.
-  uint64_t fnv = 0xcbf29ce484222325ULL;
-  const auto fold = [&fnv](std::string_view bytes) {
-    for (char c : bytes) {
-      fnv ^= static_cast<uint8_t>(c);
-      fnv *= 0x100000001b3ULL;
-    }
-  };
-  fold(agent_id);
-  fold(std::string_view("\0", 1));
-  fold(digest);
   flow_key_.assign(agent_id);
   flow_key_ += '\0';
   flow_key_ += digest;
-  return {fnv, std::hash<std::string>{}(flow_key_)};
+  return {Fnv1a64(flow_key_), std::hash<std::string>{}(flow_key_)};
 }
 
 const std::string* RollupAccumulator::Intern(const std::string& name) {
   return &*names_.insert(name).first;
 }
 
-RollupAccumulator::KnownNames RollupAccumulator::NamesOf(const std::string& agent_id,
+RollupAccumulator::KnownNames RollupAccumulator::NamesOf(const FlowKey& key,
+                                                         const std::string& agent_id,
                                                          const std::string& digest) {
-  const FlowKey key = KeyOf(agent_id, digest);
   auto it = known_.find(key);
   if (it != known_.end()) return it->second;
   // Not seen since start (or since the cache was cleared): the stored flow knows. A flow
@@ -186,8 +178,9 @@ void RollupAccumulator::Add(const std::string& agent_id, const v1::Event& event,
       const RollupCounters delta{.bytes = c.local_bytes() + c.other_bytes(),
                                  .packets = c.local_packets() + c.other_packets(),
                                  .flows = 0};
+      const FlowKey key = KeyOf(agent_id, c.digest());
       if (delta.bytes != 0 || delta.packets != 0) {
-        AddTo(agent_id, NamesOf(agent_id, c.digest()),
+        AddTo(agent_id, NamesOf(key, agent_id, c.digest()),
               c.last_seen_at() != 0 ? c.last_seen_at() : received_at_ms, delta);
       }
       // A purged flow's names stay known for a while (the newest kMaxPurgedFlows purged
@@ -198,7 +191,7 @@ void RollupAccumulator::Add(const std::string& agent_id, const v1::Event& event,
       // within a group made attribution depend on where group boundaries fell. Remembering
       // every purged flow filled the memory with dead flows and fragmented the heap.
       if (purge) {
-        if (auto known = known_.find(KeyOf(agent_id, c.digest())); known != known_.end()) {
+        if (auto known = known_.find(key); known != known_.end()) {
           known->second.purge_number = ++purges_;
           purged_.emplace_back(known->first, purges_);
         }

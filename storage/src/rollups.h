@@ -117,7 +117,8 @@ class RollupAccumulator {
   };
   FlowKey KeyOf(std::string_view agent_id, std::string_view digest);
   const std::string* Intern(const std::string& name);
-  KnownNames NamesOf(const std::string& agent_id, const std::string& digest);
+  // The names of flow `key` (= KeyOf(agent_id, digest)), asking the store on a miss.
+  KnownNames NamesOf(const FlowKey& key, const std::string& agent_id, const std::string& digest);
   void AddTo(const std::string& agent_id, const KnownNames& names, uint64_t at_ms,
              const RollupCounters& counters);
 
