@@ -29,4 +29,8 @@ double Median(std::vector<double> values);
 // The p-th percentile (0..100) of `values`, nearest rank. REQUIRED: not empty.
 double Percentile(std::vector<double> values, double p);
 
+// CPU time the calling thread has used, in seconds (CLOCK_THREAD_CPUTIME_ID): a cost that
+// other threads and processes on a shared machine do not inflate the way they do wall time.
+double ThreadCpuSeconds();
+
 }  // namespace flowgate::bench

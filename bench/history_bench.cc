@@ -42,12 +42,6 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-double ThreadCpuSeconds() {
-  timespec now{};
-  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now);
-  return static_cast<double>(now.tv_sec) + static_cast<double>(now.tv_nsec) / 1e9;
-}
-
 [[noreturn]] void Die(const std::string& what) {
   std::fprintf(stderr, "flowgate_history_bench: %s\n", what.c_str());
   std::exit(1);
