@@ -115,17 +115,20 @@ class GatewayClient::Impl {
   }
 
   void Emit(const v1::Event& event) {
+    // Serialized here, outside the lock, once: the queue holds wire bytes, not messages.
+    std::string field;
+    AppendEnvelopeEventField(event, &field);
     std::unique_lock lock(mutex_);
-    if (queue_.size() >= options_.max_queued_events) {
+    if (queued_.size() >= options_.max_queued_events) {
       if (!options_.block_when_full) {
         ++stats_.queue_dropped;
         return;
       }
-      space_.wait(lock, [&] { return stopping_ || queue_.size() < options_.max_queued_events; });
+      space_.wait(lock, [&] { return stopping_ || queued_.size() < options_.max_queued_events; });
       if (stopping_) return;
     }
-    if (queue_.empty()) oldest_queued_at_ = Clock::now();
-    queue_.push_back(event);
+    if (queued_.empty()) oldest_queued_at_ = Clock::now();
+    queued_.push_back(std::move(field));
     ++emitted_;
   }
 
@@ -484,34 +487,39 @@ class GatewayClient::Impl {
   void MakeBatches() {
     while (true) {
       std::unique_lock lock(mutex_);
-      if (queue_.empty()) return;
-      const bool full = queue_.size() >= options_.batch_max_events;
+      if (queued_.empty()) return;
+      const bool full = queued_.size() >= options_.batch_max_events;
       const bool waited =
           Clock::now() - oldest_queued_at_ >= std::chrono::milliseconds(options_.batch_linger_ms);
       if (!full && !waited && !flush_requested_) return;
       if (options_.block_when_full && spool_bytes_ >= options_.spool_max_bytes) return;
-      v1::Envelope envelope;
-      envelope.set_version(v1::PROTOCOL_VERSION_1);
-      *envelope.mutable_agent() = options_.identity;
-      envelope.set_sequence(++last_sequence_);
-      size_t bytes = 0;
-      while (!queue_.empty() &&
-             static_cast<uint32_t>(envelope.events_size()) < options_.batch_max_events &&
-             (bytes < options_.batch_max_bytes || envelope.events_size() == 0)) {
-        bytes += queue_.front().ByteSizeLong();
-        *envelope.add_events() = std::move(queue_.front());
-        queue_.pop_front();
+      size_t events = 0, bytes = 0;
+      while (events < queued_.size() && events < options_.batch_max_events &&
+             (bytes < options_.batch_max_bytes || events == 0)) {
+        bytes += queued_[events++].size();
+      }
+      std::string event_fields;
+      event_fields.reserve(bytes);
+      for (size_t i = 0; i < events; ++i) {
+        event_fields += queued_.front();
+        queued_.pop_front();
       }
       oldest_queued_at_ = Clock::now();
       lock.unlock();
       space_.notify_all();
+      v1::Envelope header;
+      header.set_version(v1::PROTOCOL_VERSION_1);
+      *header.mutable_agent() = options_.identity;
+      header.set_sequence(++last_sequence_);
       PendingBatch batch;
       batch.boot_id = options_.identity.boot_id();
-      batch.sequence = envelope.sequence();
-      batch.events = static_cast<uint32_t>(envelope.events_size());
-      if (options_.compress) (void)CompressEnvelopeEvents(kZstdLevel, &envelope);
-      envelope.set_sent_at(WallMs());
-      envelope.SerializeToString(&batch.bytes);
+      batch.sequence = header.sequence();
+      batch.events = static_cast<uint32_t>(events);
+      const bool compressed =
+          options_.compress && CompressEventFields(kZstdLevel, event_fields, &header);
+      header.set_sent_at(WallMs());
+      header.SerializeToString(&batch.bytes);
+      if (!compressed) batch.bytes += event_fields;
       MakeRoom(batch.bytes.size());
       const uint64_t order = next_order_++;
       WriteSpoolFile(order, batch.bytes);
@@ -578,9 +586,11 @@ class GatewayClient::Impl {
   std::thread thread_;
 
   mutable std::mutex mutex_;
-  std::condition_variable space_;    // queue_ has room, or stopping_
+  std::condition_variable space_;    // the queue has room, or stopping_
   std::condition_variable drained_;  // acked_or_rejected_ moved, or failure_
-  std::deque<v1::Event> queue_;      // guarded by mutex_
+  // Events waiting for a batch, each as an Envelope `events` field
+  // (AppendEnvelopeEventField): a batch is its header followed by a run of them.
+  std::deque<std::string> queued_;  // guarded by mutex_
   Clock::time_point oldest_queued_at_{};
   uint64_t emitted_ = 0;                    // guarded by mutex_
   uint64_t acked_or_rejected_ = 0;          // events settled (or dropped); guarded by mutex_

@@ -1,7 +1,9 @@
 #include "flowgate/common/envelope_codec.h"
 
+#include <google/protobuf/io/coded_stream.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <memory>
 
 namespace flowgate {
@@ -93,16 +95,45 @@ DecodeResult DecodeEnvelope(std::string_view frame, size_t max_bytes, v1::Envelo
   return {};
 }
 
-bool CompressEnvelopeEvents(int level, v1::Envelope* envelope) {
-  v1::EventBatch batch;
-  batch.mutable_events()->Swap(envelope->mutable_events());
-  const std::string plain = batch.SerializeAsString();
+namespace {
+
+// The one-byte tags (field number << 3 | length-delimited) of a batch's events in an
+// Envelope and in the EventBatch that compressed_events holds.
+constexpr uint8_t kEnvelopeEventsTag = v1::Envelope::kEventsFieldNumber << 3 | 2;
+constexpr uint8_t kEventBatchEventsTag = v1::EventBatch::kEventsFieldNumber << 3 | 2;
+static_assert(kEnvelopeEventsTag < 0x80 && kEventBatchEventsTag < 0x80);
+
+}  // namespace
+
+void AppendEnvelopeEventField(const v1::Event& event, std::string* out) {
+  using google::protobuf::io::CodedOutputStream;
+  const size_t size = event.ByteSizeLong();
+  const size_t head = 1 + CodedOutputStream::VarintSize32(static_cast<uint32_t>(size));
+  const size_t at = out->size();
+  out->resize(at + head + size);
+  auto* bytes = reinterpret_cast<uint8_t*>(out->data() + at);
+  bytes[0] = kEnvelopeEventsTag;
+  CodedOutputStream::WriteVarint32ToArray(static_cast<uint32_t>(size), bytes + 1);
+  event.SerializeWithCachedSizesToArray(bytes + head);
+}
+
+bool CompressEventFields(int level, std::string_view event_fields, v1::Envelope* envelope) {
+  // The same fields with the EventBatch's tag are the EventBatch's bytes.
+  std::string plain(event_fields);
+  for (size_t at = 0; at < plain.size();) {
+    if (static_cast<uint8_t>(plain[at]) != kEnvelopeEventsTag) return false;
+    plain[at] = static_cast<char>(kEventBatchEventsTag);
+    google::protobuf::io::CodedInputStream length(
+        reinterpret_cast<const uint8_t*>(plain.data() + at + 1),
+        static_cast<int>(std::min<size_t>(plain.size() - at - 1, 5)));
+    uint32_t size = 0;
+    if (!length.ReadVarint32(&size)) return false;
+    at += 1 + static_cast<size_t>(length.CurrentPosition()) + size;
+    if (at > plain.size()) return false;
+  }
   std::string packed(ZSTD_compressBound(plain.size()), '\0');
   const size_t n = ZSTD_compress(packed.data(), packed.size(), plain.data(), plain.size(), level);
-  if (ZSTD_isError(n)) {
-    envelope->mutable_events()->Swap(batch.mutable_events());
-    return false;
-  }
+  if (ZSTD_isError(n)) return false;
   packed.resize(n);
   envelope->set_compression(v1::COMPRESSION_ZSTD);
   envelope->set_compressed_events(std::move(packed));

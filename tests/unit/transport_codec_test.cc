@@ -43,16 +43,49 @@ v1::Envelope MakeEnvelope(uint64_t sequence, int events, uint64_t floor = 0) {
   return envelope;
 }
 
+// What an agent sends: a header envelope followed by each event as an `events` field.
+std::string EventFields(const v1::Envelope& envelope) {
+  std::string fields;
+  for (const v1::Event& event : envelope.events()) AppendEnvelopeEventField(event, &fields);
+  return fields;
+}
+
+TEST(EnvelopeCodecTest, HeaderAndEventFieldsParseAsOneEnvelope) {
+  const v1::Envelope whole = MakeEnvelope(3, 50);
+  v1::Envelope header = whole;
+  header.clear_events();
+  const std::string frame = header.SerializeAsString() + EventFields(whole);
+  EXPECT_EQ(frame.size(), whole.ByteSizeLong());
+  v1::Envelope got;
+  DecodeResult result = DecodeEnvelope(frame, 1 << 20, &got);
+  ASSERT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(got.SerializeAsString(), whole.SerializeAsString());
+}
+
 TEST(EnvelopeCodecTest, CompressedBatchRoundTrips) {
-  v1::Envelope sent = MakeEnvelope(3, 50);
-  ASSERT_TRUE(CompressEnvelopeEvents(1, &sent));
-  EXPECT_EQ(sent.events_size(), 0);
+  const v1::Envelope whole = MakeEnvelope(3, 50);
+  v1::Envelope sent = whole;
+  sent.clear_events();
+  ASSERT_TRUE(CompressEventFields(1, EventFields(whole), &sent));
+  EXPECT_EQ(sent.compression(), v1::COMPRESSION_ZSTD);
   v1::Envelope got;
   const std::string frame = sent.SerializeAsString();
   DecodeResult result = DecodeEnvelope(frame, 1 << 20, &got);
   ASSERT_TRUE(result.ok()) << result.error;
   EXPECT_EQ(got.events_size(), 50);
   EXPECT_EQ(got.events(49).flow_purge().flow().digest(), "d3-49");
+}
+
+TEST(EnvelopeCodecTest, CompressionRefusesBytesThatAreNotEventFields) {
+  const std::string fields = EventFields(MakeEnvelope(1, 3));
+  v1::Envelope envelope;
+  EXPECT_FALSE(CompressEventFields(1,
+                                   std::string("\x0a\x02"
+                                               "ab"),
+                                   &envelope));  // another tag
+  EXPECT_FALSE(CompressEventFields(1, fields.substr(0, fields.size() - 1), &envelope));
+  EXPECT_EQ(envelope.compression(), v1::COMPRESSION_NONE);
+  EXPECT_TRUE(envelope.compressed_events().empty());
 }
 
 TEST(EnvelopeCodecTest, RefusesEachKindOfBadFrameWithAReason) {

@@ -35,8 +35,16 @@ struct DecodeResult {
 // count the rejection against). Thread-safe.
 DecodeResult DecodeEnvelope(std::string_view frame, size_t max_bytes, v1::Envelope* out);
 
-// Moves envelope->events into compressed_events, compressed with zstd at `level`.
-// Returns false, leaving *envelope unchanged, if compression fails.
-bool CompressEnvelopeEvents(int level, v1::Envelope* envelope);
+// Appends `event` to *out as one `events` field of an Envelope (tag, length, message). A
+// batch is its header Envelope's bytes followed by such fields: protobuf parses
+// concatenated messages as one, so an agent serializes each event once, when it is
+// emitted, and a batch is a copy of queued bytes rather than a tree of messages.
+void AppendEnvelopeEventField(const v1::Event& event, std::string* out);
+
+// Sets envelope->compressed_events to the events in `event_fields` (a run of
+// AppendEnvelopeEventField output), compressed with zstd at `level` in the form
+// DecodeEnvelope reads, and envelope->compression to ZSTD. Returns false, leaving *envelope
+// unchanged, if `event_fields` is not such a run or compression fails.
+bool CompressEventFields(int level, std::string_view event_fields, v1::Envelope* envelope);
 
 }  // namespace flowgate
