@@ -229,8 +229,12 @@ void FillDetection(const NdpiModule& module, const ndpi_flow_struct& flow, ndpi_
     const auto& hash = flow.protos.bittorrent.hash;
     if (!AllZero(hash, sizeof hash)) d->mutable_bt()->set_info_hash(HexLower(hash, sizeof hash));
   }
-  d->mutable_http()->set_url(FromPointer(flow.http.url));
-  d->mutable_http()->set_user_agent(FromPointer(flow.http.user_agent));
+  // Only flows that have them get an http message: one made and freed for every flow cost
+  // more than the flow's other detection fields.
+  if (flow.http.url != nullptr || flow.http.user_agent != nullptr) {
+    d->mutable_http()->set_url(FromPointer(flow.http.url));
+    d->mutable_http()->set_user_agent(FromPointer(flow.http.user_agent));
+  }
   if (flow.risk != 0) {
     uint16_t client = 0, server = 0;
     v1::Risks* risks = d->mutable_risks();
