@@ -468,10 +468,6 @@ DecodeError DecodeLoopback(bool network_order, const uint8_t* frame, size_t capl
 
 }  // namespace
 
-bool IpAddress::operator==(const IpAddress& o) const {
-  return version == o.version && std::memcmp(bytes, o.bytes, version == 4 ? 4 : sizeof(bytes)) == 0;
-}
-
 std::string IpAddress::ToString() const {
   char text[INET6_ADDRSTRLEN] = {};
   if (version == 4) {

@@ -24,7 +24,11 @@ struct IpAddress {
   uint8_t bytes[16] = {};
   uint8_t version = 0;  // 4 or 6; 0 = unset
 
-  bool operator==(const IpAddress& o) const;
+  // Inline: the flow table compares keys on every packet.
+  bool operator==(const IpAddress& o) const {
+    return version == o.version &&
+           std::memcmp(bytes, o.bytes, version == 4 ? 4 : sizeof(bytes)) == 0;
+  }
   // Defined here rather than in the .cc file: a deduced (auto) return type must be visible
   // wherever the operator is used. Only the bytes of `version` take part (4 for IPv4).
   auto operator<=>(const IpAddress& o) const {  // total order: version, then bytes

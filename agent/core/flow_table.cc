@@ -88,25 +88,34 @@ FlowKey FlowKey::Of(const capture::DecodedPacket& packet, uint8_t interface_inde
 }
 
 size_t FlowKeyHash::operator()(const FlowKey& key) const {
-  // FNV-1a over the ordered key: both directions of a flow hash alike because the key is
-  // ordered before hashing.
-  uint64_t h = 1469598103934665603ULL;
-  auto mix = [&h](const uint8_t* data, size_t n) {
-    for (size_t i = 0; i < n; ++i) h = (h ^ data[i]) * 1099511628211ULL;
+  // Multiply and xor-shift over the ordered key's 64-bit words (both directions of a flow
+  // hash alike because the key is ordered first): a byte at a time cost more per packet
+  // than the rest of the flow lookup.
+  constexpr uint64_t kMultiplier = 0x9e3779b97f4a7c15ULL;
+  auto mix = [](uint64_t h, uint64_t word) {
+    h = (h ^ word) * kMultiplier;
+    return h ^ (h >> 32);
   };
-  const uint8_t head[5] = {key.ip_version, key.ip_protocol, key.interface_index,
-                           static_cast<uint8_t>(key.vlan_id),
-                           static_cast<uint8_t>(key.vlan_id >> 8)};
-  mix(head, sizeof head);
-  const size_t address_bytes = key.ip_version == 6 ? 16 : 4;
-  mix(key.lower.bytes, address_bytes);
-  mix(key.upper.bytes, address_bytes);
-  const uint8_t ports[4] = {
-      static_cast<uint8_t>(key.lower_port), static_cast<uint8_t>(key.lower_port >> 8),
-      static_cast<uint8_t>(key.upper_port), static_cast<uint8_t>(key.upper_port >> 8)};
-  mix(ports, sizeof ports);
-  // FNV's low bits mix poorly; fold the high half in, since the map and the worker choice
-  // both use the low bits.
+  auto load = [](const uint8_t* bytes) {
+    uint64_t word;
+    std::memcpy(&word, bytes, sizeof word);
+    return word;
+  };
+  const uint64_t ports_and_kind = uint64_t{key.lower_port} | uint64_t{key.upper_port} << 16 |
+                                  uint64_t{key.vlan_id} << 32 | uint64_t{key.ip_protocol} << 48 |
+                                  uint64_t{key.interface_index} << 56;
+  uint64_t h = mix(key.ip_version, ports_and_kind);
+  if (key.ip_version == 6) {
+    h = mix(mix(h, load(key.lower.bytes)), load(key.lower.bytes + 8));
+    h = mix(mix(h, load(key.upper.bytes)), load(key.upper.bytes + 8));
+  } else {  // only an IPv4 address's own 4 bytes are defined
+    uint32_t lower, upper;
+    std::memcpy(&lower, key.lower.bytes, sizeof lower);
+    std::memcpy(&upper, key.upper.bytes, sizeof upper);
+    h = mix(h, uint64_t{lower} << 32 | upper);
+  }
+  // The index and the worker choice both use the low bits: fold the high ones in.
+  h *= kMultiplier;
   return static_cast<size_t>(h ^ (h >> 29));
 }
 
