@@ -109,6 +109,9 @@ class GatewayClient final : public EventSink {
   static Result<std::unique_ptr<GatewayClient>> Create(GatewayClientOptions options);
   ~GatewayClient() override;
 
+  // Serializes `event` at once (the caller may reuse it) and queues its bytes for the next
+  // batch; when max_queued_events are waiting, drops it (counted) or, with
+  // block_when_full, waits for room.
   void Emit(const v1::Event& event) override;
   // Sends what is queued at once and waits until the gateway acknowledged everything
   // emitted so far and every batch restored from the spool, or `timeout_ms` passed
