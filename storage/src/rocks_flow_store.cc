@@ -11,6 +11,7 @@
 // One Append (or AppendBatch, a group of batches) is one WriteBatch across the families, so
 // a batch, its flows and the mark that makes a resend a duplicate become durable together.
 #include <google/protobuf/arena.h>
+#include <google/protobuf/io/coded_stream.h>
 #include <rocksdb/db.h>
 #include <rocksdb/merge_operator.h>
 #include <rocksdb/options.h>
@@ -22,6 +23,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -41,11 +43,15 @@ constexpr char kEventsFamily[] = "events";
 constexpr char kFlowsFamily[] = "flows";
 constexpr char kAgentsFamily[] = "agents";
 constexpr char kMarksFamily[] = "marks";
-// Time index of flows: minute of an activity (8 bytes, BE) agent id '\0' digest -> "".
-// Written in the same batch as the flow's upsert whenever an event carries a time in a
-// minute later than the newest one indexed for the flow, so the flow's last activity
-// always has an entry: a scan from the bucket of t0 finds every flow whose last activity
-// is >= t0, which is every flow active in [t0, t1].
+// Time index of flows: minute of an activity (8 bytes, BE), then the first gateway sequence
+// of the write that made the entry (8 bytes, BE) -> the flows (agent id '\0' digest) that
+// write gave activity in that minute, each as varint length and bytes. A flow is named in
+// the same write as its upsert whenever an event carries a time in a minute later than the
+// newest one indexed for it, so its last activity always has an entry: a scan from the
+// bucket of t0 finds every flow whose last activity is >= t0, which is every flow active in
+// [t0, t1]. One entry per minute and write, not one per flow: a memtable insert per flow was
+// a fifth of the store's CPU per event. Stores written before this read on: their entries
+// are minute, agent id '\0' digest -> "" (ForEachIndexedFlow reads both).
 constexpr char kActivityFamily[] = "activity";
 constexpr uint64_t kActivityBucketMs = 60'000;
 // In the default family: the time before which retention dropped everything (8 bytes, BE).
@@ -68,9 +74,8 @@ uint64_t DecodeBigEndian(std::string_view bytes) {
   return value;
 }
 
-// `flow_key`: JoinKey(agent id, digest).
-std::string ActivityKey(uint64_t at_ms, const std::string& flow_key) {
-  return EncodeBigEndian(at_ms / kActivityBucketMs * kActivityBucketMs) + flow_key;
+std::string ActivityKey(uint64_t minute_ms, uint64_t first_sequence) {
+  return EncodeBigEndian(minute_ms) + EncodeBigEndian(first_sequence);
 }
 
 void AppendVarint(uint64_t value, std::string* out) {
@@ -79,6 +84,30 @@ void AppendVarint(uint64_t value, std::string* out) {
     value >>= 7;
   }
   out->push_back(static_cast<char>(value));
+}
+
+// Calls visit(flow key) for each flow the time index entry (key, value) names; stops at the
+// first status that is not ok and returns it.
+Status ForEachIndexedFlow(std::string_view key, std::string_view value,
+                          const std::function<Status(std::string_view)>& visit) {
+  if (key.size() < 8) {
+    return Status::Corruption("time index key of " + std::to_string(key.size()) + " bytes");
+  }
+  if (value.empty()) return visit(key.substr(8));  // written before entries were grouped
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(value.data()),
+                                            static_cast<int>(value.size()));
+  const void* at = nullptr;
+  int available = 0;
+  uint32_t size = 0;
+  while (in.CurrentPosition() < static_cast<int>(value.size())) {
+    if (!in.ReadVarint32(&size) || !in.GetDirectBufferPointer(&at, &available) ||
+        static_cast<uint32_t>(available) < size) {
+      return Status::Corruption("time index entry does not parse");
+    }
+    FLOWGATE_RETURN_IF_ERROR(visit(std::string_view(static_cast<const char*>(at), size)));
+    in.Skip(static_cast<int>(size));
+  }
+  return Status::Ok();
 }
 
 // Sets *out to the StoredEvent encoding (the bytes SerializeToString gives) of `event`
@@ -436,7 +465,7 @@ Status RocksFlowStore::AppendGroup(std::vector<AppendItem>& items, bool want_sto
   // written (and not dropped since) need not be written again.
   std::vector<std::pair<const std::string*, uint64_t>> indexed;
   std::vector<const std::string*> purged;
-  // Flows and index entries go into the batch in key order: the memtable inserts a run of
+  // Flows go into the batch in key order: the memtable inserts a run of
   // ascending keys from where the previous one went instead of searching its skip list from
   // the top each time, which (with keys sharing the agent id) was half the write's cost.
   std::vector<std::pair<const std::string*, v1::FlowRecord*>> sorted_flows;
@@ -444,7 +473,7 @@ Status RocksFlowStore::AppendGroup(std::vector<AppendItem>& items, bool want_sto
   for (const auto& [key, flow] : flows) sorted_flows.emplace_back(&key, flow);
   std::sort(sorted_flows.begin(), sorted_flows.end(),
             [](const auto& a, const auto& b) { return *a.first < *b.first; });
-  std::vector<std::string> activity_keys;
+  std::map<uint64_t, std::string> activity_by_minute;  // minute -> the index entry's value
   for (const auto& [key_pointer, flow] : sorted_flows) {
     const std::string& key = *key_pointer;
     const uint64_t last_ms = FlowActivityOf(*flow).last_ms;
@@ -458,15 +487,15 @@ Status RocksFlowStore::AppendGroup(std::vector<AppendItem>& items, bool want_sto
         known != indexed_minute_.end() && known->second >= minute) {
       continue;
     }
-    activity_keys.push_back(ActivityKey(minute, key));
+    std::string& entry = activity_by_minute[minute];
+    AppendVarint(key.size(), &entry);
+    entry += key;
     indexed.emplace_back(&key, minute);
   }
-  // Ordered by flow already; by minute first only when the group spans minutes.
-  if (!std::is_sorted(activity_keys.begin(), activity_keys.end())) {
-    std::sort(activity_keys.begin(), activity_keys.end());
-  }
-  for (const std::string& key : activity_keys) {
-    FLOWGATE_RETURN_IF_ERROR(FromRocks(batch.Put(activity_, key, ""), "building a write batch"));
+  for (const auto& [minute, entry] : activity_by_minute) {
+    FLOWGATE_RETURN_IF_ERROR(
+        FromRocks(batch.Put(activity_, ActivityKey(minute, first_sequence), entry),
+                  "building a write batch"));
   }
   for (const auto& [mark_key, mark] : marks) {
     FLOWGATE_RETURN_IF_ERROR(
@@ -628,10 +657,12 @@ Status RocksFlowStore::ScanMatchingFlows(const FlowScan& scan,
   };
   constexpr size_t kMultiGetBatch = 256;
   for (it->Seek(from_key); it->Valid() && more; it->Next()) {
-    std::string flow_key(it->key().data() + 8, it->key().size() - 8);
-    if (!seen.insert(flow_key).second) continue;
-    keys.push_back(std::move(flow_key));
-    if (keys.size() == kMultiGetBatch) FLOWGATE_RETURN_IF_ERROR(flush());
+    FLOWGATE_RETURN_IF_ERROR(ForEachIndexedFlow(
+        it->key().ToStringView(), it->value().ToStringView(), [&](std::string_view flow_key) {
+          if (!seen.emplace(flow_key).second) return Status::Ok();
+          keys.emplace_back(flow_key);
+          return keys.size() == kMultiGetBatch ? flush() : Status::Ok();
+        }));
   }
   FLOWGATE_RETURN_IF_ERROR(FromRocks(it->status(), "scanning the flow time index"));
   return flush();
@@ -668,10 +699,12 @@ Result<DropStats> RocksFlowStore::DropBefore(uint64_t cutoff_ms) {
     read.iterate_upper_bound = &upper;
     std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(read, activity_));
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      std::string flow_key(it->key().data() + 8, it->key().size() - 8);
-      if (!seen.insert(flow_key).second) continue;
-      chunk.push_back(std::move(flow_key));
-      if (chunk.size() == 1024) FLOWGATE_RETURN_IF_ERROR(drop_chunk());
+      FLOWGATE_RETURN_IF_ERROR(ForEachIndexedFlow(
+          it->key().ToStringView(), it->value().ToStringView(), [&](std::string_view flow_key) {
+            if (!seen.emplace(flow_key).second) return Status::Ok();
+            chunk.emplace_back(flow_key);
+            return chunk.size() == 1024 ? drop_chunk() : Status::Ok();
+          }));
     }
     FLOWGATE_RETURN_IF_ERROR(FromRocks(it->status(), "scanning the flow time index"));
     FLOWGATE_RETURN_IF_ERROR(drop_chunk());

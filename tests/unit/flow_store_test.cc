@@ -1,8 +1,13 @@
 #include "flowgate/storage/flow_store.h"
 
 #include <gtest/gtest.h>
+#include <rocksdb/db.h>
+#include <rocksdb/options.h>
+#include <rocksdb/write_batch.h>
 
 #include <algorithm>
+#include <memory>
+#include <vector>
 
 #include "../support/temp_dir.h"
 
@@ -241,6 +246,64 @@ TEST(FlowStore, ActiveFlowsStayExactWithTheIndexWrittenOncePerMinute) {
   ASSERT_TRUE(store->Append(flow_at(5, "x", 5 * kMinute + 40), 1, nullptr).ok());
   EXPECT_EQ(active_since(*store, 5 * kMinute + 30), (std::vector<std::string>{"x", "z"}));
   EXPECT_EQ(active_since(*store, 7 * kMinute), std::vector<std::string>{"z"});
+}
+
+// Stores written before the time index grouped its entries (one entry per flow and minute:
+// minute, agent id '\0' digest -> "") answer time ranges and retention as before.
+TEST(FlowStore, ReadsTheTimeIndexOfStoresWrittenBeforeItWasGrouped) {
+  constexpr uint64_t kMinute = 60'000;
+  testing::TempDir dir;
+  OpenOrDie(dir.Sub("db"));  // makes the store's column families, empty
+  {
+    // Two flows and their index entries as the earlier format wrote them.
+    std::vector<rocksdb::ColumnFamilyDescriptor> families;
+    for (const char* name :
+         {"default", "events", "flows", "agents", "marks", "activity", "rollups"}) {
+      families.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    rocksdb::DB* raw = nullptr;
+    ASSERT_TRUE(
+        rocksdb::DB::Open(rocksdb::DBOptions(), dir.Sub("db"), families, &handles, &raw).ok());
+    std::unique_ptr<rocksdb::DB> db(raw);
+    rocksdb::WriteBatch batch;
+    for (const auto& [digest, last_ms] :
+         {std::pair<std::string, uint64_t>{"x", 5 * kMinute + 10}, {"y", 1 * kMinute}}) {
+      v1::FlowRecord flow;
+      flow.mutable_agent()->set_id("agent-1");
+      flow.mutable_metadata()->set_digest(digest);
+      flow.mutable_metadata()->set_first_seen_at(last_ms);
+      flow.mutable_metadata()->set_last_seen_at(last_ms);
+      flow.mutable_counters()->set_digest(digest);
+      flow.mutable_counters()->set_last_seen_at(last_ms);
+      const std::string flow_key = std::string("agent-1", 7) + '\0' + digest;
+      ASSERT_TRUE(batch.Put(handles[2], flow_key, flow.SerializeAsString()).ok());
+      std::string index_key(8, '\0');
+      const uint64_t minute = last_ms / kMinute * kMinute;
+      for (int i = 0; i < 8; ++i) {
+        index_key[static_cast<size_t>(7 - i)] = static_cast<char>(minute >> (8 * i));
+      }
+      ASSERT_TRUE(batch.Put(handles[5], index_key + flow_key, "").ok());
+    }
+    ASSERT_TRUE(db->Write(rocksdb::WriteOptions(), &batch).ok());
+    for (rocksdb::ColumnFamilyHandle* handle : handles) {
+      ASSERT_TRUE(db->DestroyColumnFamilyHandle(handle).ok());
+    }
+    ASSERT_TRUE(db->Close().ok());
+  }
+  auto store = OpenOrDie(dir.Sub("db"));
+  std::vector<std::string> active;
+  ASSERT_TRUE(store
+                  ->ScanActiveFlows(5 * kMinute, 0,
+                                    [&](const v1::FlowRecord& flow) {
+                                      active.push_back(flow.counters().digest());
+                                      return true;
+                                    })
+                  .ok());
+  EXPECT_EQ(active, std::vector<std::string>{"x"});
+  auto dropped = store->DropBefore(6 * kMinute);
+  ASSERT_TRUE(dropped.ok());
+  EXPECT_EQ(dropped->flows, 2u);
 }
 
 }  // namespace
