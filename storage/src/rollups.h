@@ -71,7 +71,11 @@ class RollupAccumulator {
   // The stored dimensions of the flow (agent id, digest), or nullopt if it is not stored.
   using Lookup = std::function<std::optional<FlowDimensions>(const std::string& agent_id,
                                                              const std::string& digest)>;
-  explicit RollupAccumulator(Lookup lookup) : lookup_(std::move(lookup)) {}
+  explicit RollupAccumulator(Lookup lookup) : lookup_(std::move(lookup)) {
+    // Buckets for its usual size (the purged flows it keeps plus as many live ones) from
+    // the start: growing there rehashed every node several times over.
+    known_.reserve(kMaxPurgedFlows * 2);
+  }
 
   // Adds the contribution of `event` of agent `agent_id` (events of one agent in log order).
   void Add(const std::string& agent_id, const v1::Event& event, uint64_t received_at_ms);
