@@ -33,6 +33,14 @@ const char* RejectReasonName(RejectReason reason) {
   return "unknown";
 }
 
+std::string MissingBatchIdentity(const v1::Envelope& envelope) {
+  const v1::AgentIdentity& agent = envelope.agent();
+  if (agent.id().empty() || agent.boot_id().empty() || envelope.sequence() == 0) {
+    return "batch lacks an agent id, boot id or sequence number";
+  }
+  return "";
+}
+
 DecodeResult DecodeEnvelope(std::string_view frame, size_t max_bytes, v1::Envelope* out) {
   if (frame.size() > max_bytes) {
     return Reject(RejectReason::kTooLarge, "batch of " + std::to_string(frame.size()) +
@@ -46,6 +54,9 @@ DecodeResult DecodeEnvelope(std::string_view frame, size_t max_bytes, v1::Envelo
     return Reject(RejectReason::kUnsupportedVersion,
                   "protocol version " + std::to_string(out->version()) +
                       " is not supported (this gateway speaks 1)");
+  }
+  if (std::string missing = MissingBatchIdentity(*out); !missing.empty()) {
+    return Reject(RejectReason::kMalformed, std::move(missing));
   }
   switch (out->compression()) {
     case v1::COMPRESSION_NONE:

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <zmq.hpp>
@@ -73,7 +74,8 @@ class ZmqAgentListener final : public AgentListener {
       return Status::Internal(std::string("cannot set up the ingest threads: ") + e.what());
     }
     // The sockets were made on this thread; from here each is used by one thread only.
-    store_thread_ = std::thread([this] { RunStore(); });
+    store_thread_ = std::thread([this] { RunPrepare(); });
+    commit_thread_ = std::thread([this] { RunCommit(); });
     thread_ = std::thread([this] { Run(); });
     return Status::Ok();
   }
@@ -91,8 +93,10 @@ class ZmqAgentListener final : public AgentListener {
       stopping_ = true;
     }
     to_store_ready_.notify_all();
+    to_commit_ready_.notify_all();
     if (thread_.joinable()) thread_.join();
     if (store_thread_.joinable()) store_thread_.join();
+    if (commit_thread_.joinable()) commit_thread_.join();
     if (zap_thread_.joinable()) zap_thread_.join();
   }
 
@@ -170,8 +174,9 @@ class ZmqAgentListener final : public AgentListener {
     zap_.send(zmq::str_buffer(""), zmq::send_flags::none);
   }
 
-  // The socket thread: receives and decodes frames while the store thread writes the
-  // previous ones, and sends the acknowledgements the store thread hands back.
+  // The socket thread: receives and decodes frames while the store and commit threads
+  // prepare and write the previous ones, and sends the acknowledgements the commit thread
+  // hands back.
   void Run() {
     while (!stopping_) {
       bool room;
@@ -194,9 +199,10 @@ class ZmqAgentListener final : public AgentListener {
     }
   }
 
-  // The store thread: stores what the socket thread decoded, everything waiting in one
-  // write, and hands the group back to be acknowledged. It is the store's only writer.
-  void RunStore() {
+  // The store thread: prepares what the socket thread decoded, everything waiting as one
+  // group (one write), and hands it to the commit thread, which writes it while this thread
+  // prepares the next. It is the store's only caller besides the commit thread.
+  void RunPrepare() {
     while (true) {
       std::vector<Group> groups;
       {
@@ -214,11 +220,42 @@ class ZmqAgentListener final : public AgentListener {
         }
         for (storage::AppendItem& item : groups[g].items) merged.items.push_back(std::move(item));
       }
-      const Status stored = StoreGroup(merged);
+      PreparedGroup prepared{std::move(merged), nullptr};
+      prepared.batch = PrepareGroup(prepared.group);
+      std::unique_lock lock(pipeline_mutex_);
+      // One group written, one waiting: the next is prepared on the state both leave.
+      to_commit_ready_.wait(lock, [this] { return stopping_ || to_commit_.empty(); });
+      if (stopping_) return;
+      to_commit_.push_back(std::move(prepared));
+      to_commit_ready_.notify_all();
+    }
+  }
+
+  // The commit thread: writes each prepared group, in order, and hands it back to be
+  // acknowledged.
+  void RunCommit() {
+    while (true) {
+      PreparedGroup prepared;
+      std::deque<PreparedGroup> abandoned;
+      {
+        std::unique_lock lock(pipeline_mutex_);
+        to_commit_ready_.wait(lock, [this] { return stopping_ || !to_commit_.empty(); });
+        if (stopping_) {
+          abandoned.swap(to_commit_);
+        } else {
+          prepared = std::move(to_commit_.front());
+          to_commit_.pop_front();
+        }
+      }
+      // Groups prepared and never written end here, at once (the store counts them as
+      // failed writes, their agents resend them): retention may be waiting for them.
+      if (stopping_) return;
+      to_commit_ready_.notify_all();
+      const Status stored = CommitGroup(prepared);
       {
         std::lock_guard lock(pipeline_mutex_);
-        frames_at_store_ -= merged.received.size();
-        acknowledge_.push_back(std::move(merged));
+        frames_at_store_ -= prepared.group.received.size();
+        acknowledge_.push_back(std::move(prepared.group));
       }
       // One byte wakes the socket thread; if its queue is full it is awake already.
       try {
@@ -281,9 +318,14 @@ class ZmqAgentListener final : public AgentListener {
   // A group ends with the frames waiting or at options_.max_group_batches frames or these
   // bytes, whichever comes first.
   static constexpr size_t kMaxGroupBytes = 16u << 20;
-  // Frames decoded and not yet stored: the socket thread stops receiving beyond this. Two
-  // groups: one being written, one decoded meanwhile.
-  size_t MaxFramesAtStore() const { return 2 * options_.max_group_batches; }
+  // A group on its way through the store: prepared, to be written.
+  struct PreparedGroup {
+    Group group;
+    std::unique_ptr<storage::PreparedBatch> batch;
+  };
+  // Frames decoded and not yet stored: the socket thread stops receiving beyond this. Three
+  // groups: one being written, one prepared meanwhile, one decoded meanwhile.
+  size_t MaxFramesAtStore() const { return 3 * options_.max_group_batches; }
 
   // Takes every frame waiting (within the bounds), decodes them and queues them for the
   // store thread.
@@ -335,27 +377,33 @@ class ZmqAgentListener final : public AgentListener {
     to_store_ready_.notify_one();
   }
 
-  // On the store thread: stores the group's batches in one write (the outcome of each is
-  // in its item.result; a failed write fails them all) and fills every acknowledgement.
-  Status StoreGroup(Group& group) {
-    Status written = Status::Ok();
-    if (!group.items.empty()) {
-      const uint64_t now_ms = WallMs();
-      for (storage::AppendItem& item : group.items) item.received_at_ms = now_ms;
-      written = store_.AppendBatch(group.items, static_cast<bool>(on_stored_));
-    }
+  // On the store thread: refuses (with their acknowledgements) the frames that did not
+  // decode, then prepares the group's batches for one write.
+  std::unique_ptr<storage::PreparedBatch> PrepareGroup(Group& group) {
     for (Received& received : group.received) {
       if (received.item == kNoItem) {
         Reject(&received.ack, received.decoded, received.agent, received.peer, received.user);
       } else {
-        Apply(group.items[received.item], received.peer, &received.ack);
+        group.items[received.item].peer_address = received.peer;
       }
+    }
+    const uint64_t now_ms = WallMs();
+    for (storage::AppendItem& item : group.items) item.received_at_ms = now_ms;
+    return store_.PrepareBatch(group.items, static_cast<bool>(on_stored_));
+  }
+
+  // On the commit thread: writes a prepared group (a failed write fails every batch of it)
+  // and fills the acknowledgements of its batches.
+  Status CommitGroup(PreparedGroup& prepared) {
+    const Status written = store_.CommitBatch(std::move(prepared.batch), prepared.group.items);
+    for (Received& received : prepared.group.received) {
+      if (received.item != kNoItem) Apply(prepared.group.items[received.item], &received.ack);
     }
     return written;
   }
 
-  // On the socket thread: sends the acknowledgements of every group the store thread is
-  // done with, in order. The groups are freed here too, off the store thread.
+  // On the socket thread: sends the acknowledgements of every group the commit thread is
+  // done with, in order. The groups are freed here too, off the store's threads.
   void SendAcknowledgements() {
     zmq::message_t wake;
     while (wake_receiver_.recv(wake, zmq::recv_flags::dontwait)) {
@@ -426,24 +474,27 @@ class ZmqAgentListener final : public AgentListener {
     }
   }
 
-  // Counts and acknowledges what the store made of one batch of a group, and hands its
-  // stored events on.
-  void Apply(storage::AppendItem& item, const std::string& peer, v1::Ack* ack) {
+  // Counts and acknowledges what the store made of one batch of a group (refused ones were
+  // answered when it was prepared), and hands its stored events on.
+  void Apply(storage::AppendItem& item, v1::Ack* ack) {
     const v1::Envelope& envelope = item.envelope;
     const std::vector<v1::StoredEvent>& stored = item.stored;
     const Result<storage::AppendResult>& result = item.result;
-    if (!result.ok()) {
-      if (result.status().code() == StatusCode::kInvalidArgument) {
-        Reject(ack, {RejectReason::kMalformed, result.status().message()}, envelope.agent(), peer);
-      } else {
-        // Logged once per failed write by the store thread, not per batch.
-        Count(&AgentListenerStats::store_failures);
-        ack->set_status(v1::ACK_STATUS_UNAVAILABLE);
-        ack->set_error("store failed: " + result.status().message());
-      }
+    if (!result.ok() && result.status().code() == StatusCode::kInvalidArgument) {
+      // DecodeEnvelope refuses what the store would; this only guards against the two
+      // drifting apart (a resend would be refused again, so it must not be invited).
+      Count(&AgentListenerStats::rejected_malformed);
+      ack->set_status(v1::ACK_STATUS_MALFORMED);
+      ack->set_error(result.status().message());
       return;
     }
-    if (!peer.empty()) store_.NoteAgentAddress(envelope.agent().id(), peer);
+    if (!result.ok()) {
+      // Logged once per failed write by the commit thread, not per batch.
+      Count(&AgentListenerStats::store_failures);
+      ack->set_status(v1::ACK_STATUS_UNAVAILABLE);
+      ack->set_error("store failed: " + result.status().message());
+      return;
+    }
     if (result->outcome == storage::AppendOutcome::kDuplicate) {
       Count(&AgentListenerStats::batches_duplicate);
       ack->set_status(v1::ACK_STATUS_DUPLICATE);
@@ -482,18 +533,21 @@ class ZmqAgentListener final : public AgentListener {
   std::thread zap_thread_;
   std::map<std::string, std::string> allowed_;  // key -> name; guarded by mutex_
   std::string bound_;
-  // Wakes the socket thread when acknowledgements are due (store thread -> socket thread).
+  // Wakes the socket thread when acknowledgements are due (commit thread -> socket thread).
   zmq::socket_t wake_receiver_{context_, zmq::socket_type::pair};
   zmq::socket_t wake_sender_{context_, zmq::socket_type::pair};
-  std::thread thread_;        // the socket thread
-  std::thread store_thread_;  // the store's only writer
+  std::thread thread_;         // the socket thread
+  std::thread store_thread_;   // prepares each group of batches for the store
+  std::thread commit_thread_;  // writes them
   std::atomic<bool> stopping_{false};
   // Between the two threads, guarded by pipeline_mutex_: groups to store, in arrival order,
   // and stored groups to acknowledge.
   std::mutex pipeline_mutex_;
   std::condition_variable to_store_ready_;
   std::vector<Group> to_store_;
-  // Store thread only: writes failed in a row, and their log beyond the first.
+  std::condition_variable to_commit_ready_;
+  std::deque<PreparedGroup> to_commit_;  // prepared groups, in order
+  // Commit thread only: writes failed in a row, and their log beyond the first.
   uint64_t failed_writes_ = 0;
   static constexpr uint64_t kMaxStoreBackoffMs = 2000;
   LogLimiter store_failure_log_{"gateway.ingest", "store failure lines", 1};

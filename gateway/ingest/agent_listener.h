@@ -1,11 +1,12 @@
 // Receives agents' batches over ZeroMQ (gateway ROUTER <- agent DEALERs), makes each
 // durable in the store, acknowledges it, and hands the stored events on for fan-out.
 //
-// Threading: the socket thread owns the ZeroMQ socket: it takes every frame waiting at once
-// and decodes them while the store thread, the store's only writer, stores the frames
-// decoded before with one write (group commit); the socket thread then acknowledges each.
-// The `on_stored` callback runs on the store thread once a batch is durable (before its
-// acknowledgement is sent).
+// Threading, a pipeline of three: the socket thread owns the ZeroMQ socket: it takes every
+// frame waiting at once and decodes them while the store thread prepares the frames decoded
+// before as one group (FlowStore::PrepareBatch: judged, encoded, everything but the write)
+// and the commit thread writes the group prepared before that (group commit); the socket
+// thread then acknowledges each. The `on_stored` callback runs on the commit thread once a
+// batch is durable (before its acknowledgement is sent).
 #pragma once
 
 #include <cstdint>

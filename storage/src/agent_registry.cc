@@ -4,6 +4,8 @@
 #include <chrono>
 #include <tuple>
 
+#include "flowgate/common/envelope_codec.h"
+
 namespace flowgate::storage {
 
 std::string JoinKey(std::string_view a, std::string_view b) {
@@ -23,18 +25,17 @@ uint64_t Fnv1a64(std::string_view bytes) {
 }
 
 Status CheckBatchIdentity(const v1::Envelope& envelope) {
-  const v1::AgentIdentity& agent = envelope.agent();
-  if (agent.id().empty() || agent.boot_id().empty() || envelope.sequence() == 0) {
-    return Status::InvalidArgument("batch lacks an agent id, boot id or sequence number");
-  }
-  return Status::Ok();
+  std::string missing = MissingBatchIdentity(envelope);
+  return missing.empty() ? Status::Ok() : Status::InvalidArgument(std::move(missing));
 }
 
-BatchVerdict JudgeBatch(const v1::Envelope& envelope, uint64_t mark, uint64_t received_at_ms,
-                        v1::AgentRecord* record) {
+BatchVerdict JudgeBatch(const AppendItem& item, uint64_t mark, v1::AgentRecord* record) {
   BatchVerdict verdict;
+  const v1::Envelope& envelope = item.envelope;
+  const uint64_t received_at_ms = item.received_at_ms;
   const v1::AgentIdentity& agent = envelope.agent();
   record->set_batches_received(record->batches_received() + 1);
+  if (!item.peer_address.empty()) record->set_address(item.peer_address);
   const bool next_in_order = envelope.sequence() == mark + 1;
   const bool gap_given_up = envelope.resend_floor() == envelope.sequence();
   if (envelope.sequence() > mark && !next_in_order && !gap_given_up) {

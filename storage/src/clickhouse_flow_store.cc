@@ -119,7 +119,6 @@ class ClickHouseFlowStore final : public FlowStore {
   Result<std::vector<v1::AgentRecord>> ListAgents() override;
   Status RecordRejection(const v1::AgentIdentity& agent, const std::string& reason,
                          const std::string& address, uint64_t received_at_ms) override;
-  void NoteAgentAddress(const std::string& agent_id, const std::string& address) override;
   uint64_t last_sequence() const override;
   Result<DropStats> DropBefore(uint64_t cutoff_ms) override;
   Result<uint64_t> OldestDataMs() override;
@@ -441,7 +440,7 @@ Status ClickHouseFlowStore::AppendGroup(std::vector<AppendItem>& items, bool wan
         update.record = known->second;
       }
     }
-    const BatchVerdict verdict = JudgeBatch(envelope, mark, item.received_at_ms, &update.record);
+    const BatchVerdict verdict = JudgeBatch(item, mark, &update.record);
     item.result = verdict.result;
     update.persist = update.persist || verdict.persist;
     if (!verdict.apply) continue;
@@ -811,13 +810,6 @@ Status ClickHouseFlowStore::RecordRejection(const v1::AgentIdentity& agent,
     PutRowBinaryString(record.SerializeAsString(), &rows);
   }
   return ShardFor(agent.id()).Insert(LocalTable("agents"), rows);
-}
-
-void ClickHouseFlowStore::NoteAgentAddress(const std::string& agent_id,
-                                           const std::string& address) {
-  std::lock_guard lock(mutex_);
-  auto it = registry_.find(agent_id);
-  if (it != registry_.end()) it->second.set_address(address);
 }
 
 uint64_t ClickHouseFlowStore::last_sequence() const {

@@ -133,6 +133,25 @@ Result<AppendResult> FlowStore::Append(const v1::Envelope& envelope, uint64_t re
   return std::move(items[0].result);
 }
 
+namespace {
+// The default PrepareBatch's group: already appended, with the outcome CommitBatch returns.
+class AppendedBatch final : public PreparedBatch {
+ public:
+  explicit AppendedBatch(Status appended) : status(std::move(appended)) {}
+  Status status;
+};
+}  // namespace
+
+std::unique_ptr<PreparedBatch> FlowStore::PrepareBatch(std::vector<AppendItem>& items,
+                                                       bool want_stored) {
+  return std::make_unique<AppendedBatch>(AppendBatch(items, want_stored));
+}
+
+Status FlowStore::CommitBatch(std::unique_ptr<PreparedBatch> prepared,
+                              std::vector<AppendItem>& /*items*/) {
+  return static_cast<AppendedBatch&>(*prepared).status;
+}
+
 Status FlowStore::ScanActiveFlows(uint64_t from_ms, uint64_t to_ms,
                                   const std::function<bool(const v1::FlowRecord&)>& visit) {
   return ScanFlows([&](const v1::FlowRecord& flow) {

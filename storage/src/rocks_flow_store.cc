@@ -10,6 +10,14 @@
 // (default family: "retained_from" -> the retention horizon, 8 bytes, BE)
 // One Append (or AppendBatch, a group of batches) is one WriteBatch across the families, so
 // a batch, its flows and the mark that makes a resend a duplicate become durable together.
+//
+// Pipelining (PrepareBatch/CommitBatch): the ingest thread prepares group N+1 while another
+// writes group N, which halves the work on the path every event takes. Preparing needs the
+// state group N leaves behind (delivery marks, sequence numbers, registry counters, which
+// flows the time index holds), so the prepare side keeps its own copy of that state, as if
+// every prepared group were written; the committed copy (last_sequence_, registry_) moves
+// only when a write returns. A failed write bumps generation_: groups prepared on the old
+// state are refused unwritten, and the prepare side starts again from the committed state.
 #include <google/protobuf/arena.h>
 #include <google/protobuf/io/coded_stream.h>
 #include <rocksdb/db.h>
@@ -21,6 +29,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
@@ -177,6 +186,10 @@ class RocksFlowStore final : public FlowStore {
   ~RocksFlowStore() override;
 
   Status AppendBatch(std::vector<AppendItem>& items, bool want_stored) override;
+  std::unique_ptr<PreparedBatch> PrepareBatch(std::vector<AppendItem>& items,
+                                              bool want_stored) override;
+  Status CommitBatch(std::unique_ptr<PreparedBatch> prepared,
+                     std::vector<AppendItem>& items) override;
   Result<std::optional<v1::FlowRecord>> GetFlow(const std::string& agent_id,
                                                 const std::string& digest) override;
   Status ScanFlows(const std::function<bool(const v1::FlowRecord&)>& visit) override;
@@ -203,7 +216,6 @@ class RocksFlowStore final : public FlowStore {
   Result<std::vector<v1::AgentRecord>> ListAgents() override;
   Status RecordRejection(const v1::AgentIdentity& agent, const std::string& reason,
                          const std::string& address, uint64_t received_at_ms) override;
-  void NoteAgentAddress(const std::string& agent_id, const std::string& address) override;
   uint64_t last_sequence() const override;
   Result<DropStats> DropBefore(uint64_t cutoff_ms) override;
   Result<uint64_t> OldestDataMs() override;
@@ -212,11 +224,36 @@ class RocksFlowStore final : public FlowStore {
   uint64_t retained_from_ms() const override { return retained_from_ms_.load(); }
 
  private:
+  // A group ready to write, and what the committed state becomes once it is written.
+  class Prepared final : public PreparedBatch {
+   public:
+    explicit Prepared(RocksFlowStore* store) : store_(store) {}
+    ~Prepared() override {
+      if (store_ != nullptr) store_->FinishCommit(*this, /*written=*/false);
+    }
+    RocksFlowStore* store_;  // null once committed
+    Status status;           // of the preparation; not ok: nothing to write
+    uint64_t generation = 0;
+    uint64_t ticket = 0;  // its place in the order of preparation, from 1
+    uint64_t last_sequence = 0;
+    std::unique_ptr<rocksdb::WriteBatch> batch;
+    std::vector<std::pair<std::string, v1::AgentRecord>> records;  // registry once written
+  };
+
   RocksFlowStore() = default;
   Status LoadState();
   Result<uint64_t> HighWaterMark(const std::string& mark_key);
-  // AppendBatch under drop_mutex_; on error it wrote nothing.
-  Status AppendGroup(std::vector<AppendItem>& items, bool want_stored);
+  // The body of PrepareBatch: fills `prepared` (its batch and what the commit applies) and
+  // advances the prepare side's state; on error it changed no state.
+  Status PrepareGroup(std::vector<AppendItem>& items, bool want_stored, Prepared& prepared);
+  // When a write failed since the prepare side last looked, starts it again from the
+  // committed state. Under prepare_mutex_.
+  void CatchUpWithFailedWrites();
+  // Returns once every prepared group is committed (or dropped).
+  void WaitForCommits();
+  // Ends `prepared`'s part in the pipeline: applies it to the committed state if `written`,
+  // else makes the groups prepared after it fail; wakes WaitForCommits.
+  void FinishCommit(Prepared& prepared, bool written);
 
   FlowStoreOptions options_;
   std::unique_ptr<rocksdb::DB> db_;
@@ -228,33 +265,53 @@ class RocksFlowStore final : public FlowStore {
   rocksdb::ColumnFamilyHandle* marks_ = nullptr;
   rocksdb::ColumnFamilyHandle* activity_ = nullptr;
   rocksdb::ColumnFamilyHandle* rollups_ = nullptr;
-  // Sums each applied batch's rollups (Append thread only); reads a flow's stored
-  // application, protocol and host when it does not know them.
+  // The prepare side: held by PrepareBatch (and by DropBefore while it deletes index
+  // entries). What it guards is the state as if every prepared group were written.
+  std::mutex prepare_mutex_;
+  uint64_t state_generation_ = 0;  // the generation_ the state below holds for
+  uint64_t next_sequence_ = 1;     // the gateway sequence of the next event prepared
+  std::unordered_map<std::string, uint64_t> marks_cache_;  // mark key -> high-water
+  // Flow key (agent id '\0' digest) -> the newest minute of it the time index holds, so
+  // that a flow reporting many times a minute is indexed once a minute. Bounded by
+  // clearing, after which flows are simply indexed again.
+  std::unordered_map<std::string, uint64_t> indexed_minute_;
+  static constexpr size_t kMaxIndexedFlows = 1 << 18;
+  // Sums each applied batch's rollups; reads a flow's stored application, protocol and
+  // host when it does not know them.
   RollupAccumulator rollup_sums_{[this](const std::string& agent_id, const std::string& digest) {
     return StoredDimensions(agent_id, digest);
   }};
   std::optional<FlowDimensions> StoredDimensions(const std::string& agent_id,
                                                  const std::string& digest);
+  uint64_t rollup_forgets_seen_ = 0;  // rollup_sums_.forgets() when the store was last waited for
+  // A group of 16 batches of 512 events needs a few megabytes of flow records.
+  KeptArenaBlock group_arena_block_{8u << 20};
 
   mutable std::mutex mutex_;
   uint64_t last_sequence_ = 0;                                 // guarded by mutex_
   std::unordered_map<std::string, v1::AgentRecord> registry_;  // guarded by mutex_
-  std::unordered_map<std::string, uint64_t> marks_cache_;      // ingest thread only
-  // Flow key (agent id '\0' digest) -> the newest minute of it the time index holds, so
-  // that a flow reporting many times a minute is indexed once a minute. Guarded by
-  // drop_mutex_ (retention empties it when it deletes index entries); bounded by clearing,
-  // after which flows are simply indexed again.
-  std::unordered_map<std::string, uint64_t> indexed_minute_;
-  static constexpr size_t kMaxIndexedFlows = 1 << 18;
-  // The write of a group, reused (guarded by drop_mutex_): growing a fresh multi-megabyte
-  // batch every time (copies, page faults, returning it to malloc) cost as much as the
-  // memtable inserts. Let go of after an unusually large group.
-  rocksdb::WriteBatch group_batch_;
+  // Records of agents in groups prepared and not yet written: what the next group of the
+  // agent builds on. Guarded by mutex_; the entry goes when the group that set it
+  // (`ticket`) is written, or all go when a write fails.
+  struct PendingRecord {
+    v1::AgentRecord record;
+    uint64_t ticket = 0;
+  };
+  std::unordered_map<std::string, PendingRecord> pending_records_;
+
+  // Between the prepare and the commit side.
+  std::atomic<uint64_t> generation_{0};  // bumped by each failed write
+  std::mutex commit_mutex_;
+  std::condition_variable committed_;
+  uint64_t prepared_tickets_ = 0;   // guarded by commit_mutex_
+  uint64_t committed_tickets_ = 0;  // guarded by commit_mutex_
+  // Write batches to reuse (guarded by commit_mutex_): growing a fresh multi-megabyte batch
+  // every time (copies, page faults, returning it to malloc) cost as much as the memtable
+  // inserts. One being written, one being prepared; let go of after an unusually large group.
+  std::vector<std::unique_ptr<rocksdb::WriteBatch>> spare_batches_;
   static constexpr size_t kMaxKeptBatchBytes = 64u << 20;
-  // A group of 16 batches of 512 events needs a few megabytes of flow records.
-  KeptArenaBlock group_arena_block_{8u << 20};
-  // Held by Append and by DropBefore while it deletes flows, so a flow updated while it is
-  // dropped cannot lose the update.
+  // Held by each write of a group and by DropBefore while it deletes flows, so a flow
+  // updated while it is dropped cannot lose the update.
   std::mutex drop_mutex_;
   std::atomic<uint64_t> retained_from_ms_{0};
 };
@@ -330,6 +387,7 @@ Status RocksFlowStore::LoadState() {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), events_));
   it->SeekToLast();
   if (it->Valid()) last_sequence_ = DecodeBigEndian(it->key().ToStringView());
+  next_sequence_ = last_sequence_ + 1;
   FLOWGATE_RETURN_IF_ERROR(FromRocks(it->status(), "reading the event log"));
 
   std::unique_ptr<rocksdb::Iterator> agents(db_->NewIterator(rocksdb::ReadOptions(), agents_));
@@ -355,18 +413,108 @@ Result<uint64_t> RocksFlowStore::HighWaterMark(const std::string& mark_key) {
 }
 
 Status RocksFlowStore::AppendBatch(std::vector<AppendItem>& items, bool want_stored) {
-  std::lock_guard drop_lock(drop_mutex_);
-  Status status = AppendGroup(items, want_stored);
-  if (!status.ok()) {
-    // Nothing was written: no item was applied, and sums gathered for them must not leak
-    // into the next group.
-    rollup_sums_.Discard();
-    FailGroup(status, items);
+  return CommitBatch(PrepareBatch(items, want_stored), items);
+}
+
+std::unique_ptr<PreparedBatch> RocksFlowStore::PrepareBatch(std::vector<AppendItem>& items,
+                                                            bool want_stored) {
+  std::lock_guard prepare_lock(prepare_mutex_);
+  CatchUpWithFailedWrites();
+  auto prepared = std::make_unique<Prepared>(this);
+  prepared->generation = state_generation_;
+  {
+    std::lock_guard lock(commit_mutex_);
+    prepared->ticket = prepared_tickets_ + 1;
+    if (!spare_batches_.empty()) {
+      prepared->batch = std::move(spare_batches_.back());
+      spare_batches_.pop_back();
+    }
   }
+  if (prepared->batch == nullptr) prepared->batch = std::make_unique<rocksdb::WriteBatch>();
+  prepared->status = PrepareGroup(items, want_stored, *prepared);
+  if (!prepared->status.ok()) {
+    // Nothing will be written: no item was applied, and sums gathered for them must not
+    // leak into the next group.
+    rollup_sums_.Discard();
+    FailGroup(prepared->status, items);
+  }
+  std::lock_guard lock(commit_mutex_);
+  prepared_tickets_ = prepared->ticket;
+  return prepared;
+}
+
+Status RocksFlowStore::CommitBatch(std::unique_ptr<PreparedBatch> base,
+                                   std::vector<AppendItem>& items) {
+  auto& prepared = static_cast<Prepared&>(*base);
+  if (!prepared.status.ok()) {
+    FinishCommit(prepared, /*written=*/false);
+    return prepared.status;
+  }
+  Status status = Status::Ok();
+  if (prepared.generation != generation_.load()) {
+    status = Status::Unavailable("not written: an earlier write of the store failed");
+  } else if (prepared.batch->Count() != 0) {
+    rocksdb::WriteOptions write_options;
+    write_options.sync = options_.sync_writes;
+    std::lock_guard drop_lock(drop_mutex_);
+    status = FromRocks(db_->Write(write_options, prepared.batch.get()), "writing a batch");
+  }
+  if (!status.ok()) FailGroup(status, items);
+  FinishCommit(prepared, status.ok());
   return status;
 }
 
-Status RocksFlowStore::AppendGroup(std::vector<AppendItem>& items, bool want_stored) {
+void RocksFlowStore::FinishCommit(Prepared& prepared, bool written) {
+  if (written) {
+    std::lock_guard lock(mutex_);
+    for (auto& [agent_id, record] : prepared.records) {
+      if (auto pending = pending_records_.find(agent_id);
+          pending != pending_records_.end() && pending->second.ticket == prepared.ticket) {
+        pending_records_.erase(pending);
+      }
+      registry_[agent_id] = std::move(record);
+    }
+    last_sequence_ = std::max(last_sequence_, prepared.last_sequence);
+  } else if (prepared.status.ok()) {
+    // The prepare side counted on this group being written (and every group after it
+    // builds on it): make them fail and the prepare side start again. Only the first of a
+    // run of failures bumps the generation; the ones after it were prepared on the old one.
+    uint64_t expected = prepared.generation;
+    generation_.compare_exchange_strong(expected, expected + 1);
+  }
+  prepared.store_ = nullptr;
+  std::lock_guard lock(commit_mutex_);
+  committed_tickets_ = std::max(committed_tickets_, prepared.ticket);
+  if (prepared.batch != nullptr && prepared.batch->GetDataSize() <= kMaxKeptBatchBytes &&
+      spare_batches_.size() < 2) {
+    prepared.batch->Clear();
+    spare_batches_.push_back(std::move(prepared.batch));
+  }
+  committed_.notify_all();
+}
+
+void RocksFlowStore::WaitForCommits() {
+  std::unique_lock lock(commit_mutex_);
+  committed_.wait(lock, [this] { return committed_tickets_ >= prepared_tickets_; });
+}
+
+void RocksFlowStore::CatchUpWithFailedWrites() {
+  const uint64_t generation = generation_.load();
+  if (generation == state_generation_) return;
+  // Groups prepared on the old state are refused when their turn comes and write
+  // nothing, so the committed state is final for them already.
+  marks_cache_.clear();
+  indexed_minute_.clear();
+  {
+    std::lock_guard lock(mutex_);
+    pending_records_.clear();
+    next_sequence_ = last_sequence_ + 1;
+  }
+  state_generation_ = generation;
+}
+
+Status RocksFlowStore::PrepareGroup(std::vector<AppendItem>& items, bool want_stored,
+                                    Prepared& prepared) {
   // What the group changes, kept aside and applied to the in-memory state only once the
   // write returned.
   struct AgentUpdate {
@@ -380,15 +528,10 @@ Status RocksFlowStore::AppendGroup(std::vector<AppendItem>& items, bool want_sto
   google::protobuf::Arena arena(group_arena_block_.options());
   std::unordered_map<std::string, v1::FlowRecord*> flows;
   std::string flow_key;
-  uint64_t sequence;
-  {
-    std::lock_guard lock(mutex_);
-    sequence = last_sequence_ + 1;
-  }
+  uint64_t sequence = next_sequence_;
   const uint64_t first_sequence = sequence;
 
-  rocksdb::WriteBatch& batch = group_batch_;
-  batch.Clear();
+  rocksdb::WriteBatch& batch = *prepared.batch;
   std::string buffer, agent_bytes;
   for (AppendItem& item : items) {
     item.stored.clear();
@@ -411,12 +554,14 @@ Status RocksFlowStore::AppendGroup(std::vector<AppendItem>& items, bool want_sto
     AgentUpdate& update = update_it->second;
     if (fresh) {
       std::lock_guard lock(mutex_);
-      if (auto known = registry_.find(agent.id()); known != registry_.end()) {
+      if (auto pending = pending_records_.find(agent.id()); pending != pending_records_.end()) {
+        update.record = pending->second.record;
+      } else if (auto known = registry_.find(agent.id()); known != registry_.end()) {
         update.record = known->second;
       }
     }
     v1::AgentRecord& record = update.record;
-    const BatchVerdict verdict = JudgeBatch(envelope, mark, item.received_at_ms, &record);
+    const BatchVerdict verdict = JudgeBatch(item, mark, &record);
     item.result = verdict.result;
     update.persist = update.persist || verdict.persist;
     if (!verdict.apply) continue;
@@ -508,28 +653,34 @@ Status RocksFlowStore::AppendGroup(std::vector<AppendItem>& items, bool want_sto
   }
   FLOWGATE_RETURN_IF_ERROR(rollup_sums_.Flush(&batch, rollups_));
 
-  if (batch.Count() != 0) {
-    rocksdb::WriteOptions write_options;
-    write_options.sync = options_.sync_writes;
-    FLOWGATE_RETURN_IF_ERROR(FromRocks(db_->Write(write_options, &batch), "writing a batch"));
-  }
-  if (batch.GetDataSize() > kMaxKeptBatchBytes) batch = rocksdb::WriteBatch();
-
+  // The group is ready: from here the prepare side counts it as written.
   for (const auto& [mark_key, mark] : marks) marks_cache_[mark_key] = mark;
   if (indexed_minute_.size() + indexed.size() > kMaxIndexedFlows) indexed_minute_.clear();
   for (const auto& [key, minute] : indexed) indexed_minute_[*key] = minute;
   // A purged flow rarely reports again: its entry would only take room.
   for (const std::string* key : purged) indexed_minute_.erase(*key);
+  next_sequence_ = sequence;
+  prepared.last_sequence = sequence - 1;
+  prepared.records.reserve(agents.size());
   {
     std::lock_guard lock(mutex_);
-    for (auto& [agent_id, update] : agents) registry_[agent_id] = std::move(update.record);
-    last_sequence_ += sequence - first_sequence;
+    for (auto& [agent_id, update] : agents) {
+      pending_records_[agent_id] = {update.record, prepared.ticket};
+      prepared.records.emplace_back(agent_id, std::move(update.record));
+    }
   }
   return Status::Ok();
 }
 
 std::optional<FlowDimensions> RocksFlowStore::StoredDimensions(const std::string& agent_id,
                                                                const std::string& digest) {
+  // The rollup memory asks only for flows it does not know, which the groups being written
+  // cannot have taught it, unless it forgot what they taught: then the store must hold
+  // them before it answers, or attribution would depend on how far the writes got.
+  if (rollup_sums_.forgets() != rollup_forgets_seen_) {
+    WaitForCommits();
+    rollup_forgets_seen_ = rollup_sums_.forgets();
+  }
   Result<std::optional<v1::FlowRecord>> flow = GetFlow(agent_id, digest);
   if (!flow.ok() || !flow->has_value()) return std::nullopt;
   const v1::FlowMetadata& m = (*flow)->metadata();
@@ -749,7 +900,10 @@ Result<DropStats> RocksFlowStore::DropBefore(uint64_t cutoff_ms) {
   FLOWGATE_RETURN_IF_ERROR(
       FromRocks(batch.Put(kRetainedFromKey, EncodeBigEndian(horizon)), "building a write batch"));
   {
-    // With ingest held off, so that no group relies on an index entry this deletes.
+    // With ingest held off (nothing prepared, every prepared group written), so that no
+    // group relies on an index entry this deletes.
+    std::lock_guard prepare_lock(prepare_mutex_);
+    WaitForCommits();
     std::lock_guard lock(drop_mutex_);
     FLOWGATE_RETURN_IF_ERROR(FromRocks(db_->Write(rocksdb::WriteOptions(), &batch), "dropping"));
     indexed_minute_.clear();
@@ -877,6 +1031,11 @@ Result<std::vector<v1::AgentRecord>> RocksFlowStore::ListAgents() {
 Status RocksFlowStore::RecordRejection(const v1::AgentIdentity& agent, const std::string& reason,
                                        const std::string& address, uint64_t received_at_ms) {
   if (agent.id().empty()) return Status::Ok();
+  // A group prepared and not yet written carries the agent's record as it was then, and
+  // would write it over this one: count the rejection once they are written, into the
+  // record they leave. (pending_records_ is then empty, or stale after a failed write and
+  // cleared by the next prepare.)
+  WaitForCommits();
   std::string value;
   {
     std::lock_guard lock(mutex_);
@@ -887,12 +1046,6 @@ Status RocksFlowStore::RecordRejection(const v1::AgentIdentity& agent, const std
   rocksdb::WriteOptions write_options;
   write_options.sync = options_.sync_writes;
   return FromRocks(db_->Put(write_options, agents_, agent.id(), value), "recording a rejection");
-}
-
-void RocksFlowStore::NoteAgentAddress(const std::string& agent_id, const std::string& address) {
-  std::lock_guard lock(mutex_);
-  auto it = registry_.find(agent_id);
-  if (it != registry_.end()) it->second.set_address(address);
 }
 
 uint64_t RocksFlowStore::last_sequence() const {

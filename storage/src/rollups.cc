@@ -218,6 +218,7 @@ Status RollupAccumulator::Flush(rocksdb::WriteBatch* batch, rocksdb::ColumnFamil
 }
 
 void RollupAccumulator::EndGroup() {
+  bool forgot_this_group = false;
   while (purged_.size() > kMaxPurgedFlows) {
     const auto [key, number] = purged_.front();
     purged_.pop_front();
@@ -225,13 +226,17 @@ void RollupAccumulator::EndGroup() {
     if (auto known = known_.find(key);
         known != known_.end() && known->second.purge_number == number) {
       known_.erase(known);
+      forgot_this_group = forgot_this_group || number > purges_before_group_;
     }
   }
   if (known_.size() > kMaxKnownFlows || names_.size() > kMaxKnownFlows) {
     known_.clear();
     names_.clear();
     purged_.clear();
+    forgot_this_group = true;
   }
+  if (forgot_this_group) ++forgets_;
+  purges_before_group_ = purges_;
 }
 
 void RollupAccumulator::DrainByMinute(

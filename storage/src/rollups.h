@@ -65,7 +65,7 @@ struct FlowDimensions {
 
 // Sums the rollup contributions of events in memory and emits them as Merge operands.
 // Keeps the dimensions of the flows it saw (bounded; a miss asks `lookup`, which reads the
-// stored flow). Thread safety: one thread (the store's Append thread).
+// stored flow). Thread safety: one thread (the store's Append, or PrepareBatch, thread).
 class RollupAccumulator {
  public:
   // The stored dimensions of the flow (agent id, digest), or nullopt if it is not stored.
@@ -101,6 +101,11 @@ class RollupAccumulator {
   }
   // True when the dimensions of flow (agent id, digest) are known without asking `lookup`.
   bool Knows(const std::string& agent_id, const std::string& digest);
+  // Counts the group ends at which the memory forgot names that the group just ended
+  // taught it (all of them when it outgrew kMaxKnownFlows, or a flow that group purged): a
+  // store that writes groups behind the accumulator must have written them before `lookup`
+  // answers for the next one.
+  uint64_t forgets() const { return forgets_; }
 
  private:
   // Which flow a known_ entry is about: see KeyOf.
@@ -137,6 +142,8 @@ class RollupAccumulator {
   std::pmr::unordered_map<FlowKey, KnownNames, FlowKeyHash> known_{&known_pool_};
   std::unordered_set<std::string> names_;  // node-based: the names' addresses stay put
   uint64_t purges_ = 0;                    // purge numbers given
+  uint64_t purges_before_group_ = 0;       // purges_ when the group began
+  uint64_t forgets_ = 0;
   std::pmr::deque<std::pair<FlowKey, uint64_t>> purged_{&known_pool_};  // oldest first
   std::unordered_map<std::string, RollupCounters> pending_;             // rollup key -> sums
   std::string flow_key_;                                                // scratch: KeyOf's text

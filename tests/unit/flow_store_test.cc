@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "../support/temp_dir.h"
@@ -204,6 +205,103 @@ TEST(FlowStore, AppendBatchDecidesEachBatchInOrder) {
   next[0].envelope = MakeBatch("boot-1", 3, "d1", 5);
   ASSERT_TRUE(store->AppendBatch(next, false).ok());
   EXPECT_EQ(next[0].result->outcome, AppendOutcome::kDuplicate);
+}
+
+// Pipelined group commit: a group prepared while the one before it is not yet written is
+// judged as if it were (a resend of its batch is a duplicate, sequences continue), while
+// readers see only what is written.
+TEST(FlowStore, PreparedGroupBuildsOnTheGroupPreparedBeforeIt) {
+  testing::TempDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  std::vector<AppendItem> first(1), second(2);
+  first[0].envelope = MakeBatch("boot-1", 1, "d1", 100);
+  second[0].envelope = MakeBatch("boot-1", 1, "d1", 100);  // resent before it was written
+  second[1].envelope = MakeBatch("boot-1", 2, "d2", 200);
+  for (auto* group : {&first, &second}) {
+    for (AppendItem& item : *group) item.received_at_ms = 7;
+  }
+  std::unique_ptr<PreparedBatch> first_prepared = store->PrepareBatch(first, true);
+  std::unique_ptr<PreparedBatch> second_prepared = store->PrepareBatch(second, true);
+  EXPECT_EQ(store->last_sequence(), 0u) << "nothing is written yet";
+  auto agents = store->ListAgents();
+  ASSERT_TRUE(agents.ok());
+  EXPECT_TRUE(agents->empty()) << "the registry lists what is written";
+
+  ASSERT_TRUE(store->CommitBatch(std::move(first_prepared), first).ok());
+  EXPECT_EQ(store->last_sequence(), 2u);
+  // A rejection counted while a prepared group waits (as the ingest thread does while
+  // another writes) must not be lost when that group's record is written: it waits for the
+  // write (here on another thread) and counts into what the write left.
+  Status second_written = Status::Internal("not committed");
+  std::thread committer(
+      [&] { second_written = store->CommitBatch(std::move(second_prepared), second); });
+  ASSERT_TRUE(store->RecordRejection(first[0].envelope.agent(), "malformed", "", 8).ok());
+  committer.join();
+  ASSERT_TRUE(second_written.ok()) << second_written.message();
+  EXPECT_EQ(store->last_sequence(), 4u);
+
+  ASSERT_TRUE(second[0].result.ok());
+  EXPECT_EQ(second[0].result->outcome, AppendOutcome::kDuplicate);
+  ASSERT_TRUE(second[1].result.ok());
+  EXPECT_EQ(second[1].result->outcome, AppendOutcome::kApplied);
+  ASSERT_EQ(second[1].stored.size(), 2u);
+  EXPECT_EQ(second[1].stored[0].gateway_sequence(), 3u);
+  std::vector<v1::StoredEvent> log;
+  ASSERT_TRUE(store->ReadEvents(0, 100, &log).ok());
+  ASSERT_EQ(log.size(), 4u);
+  for (size_t i = 0; i < log.size(); ++i) EXPECT_EQ(log[i].gateway_sequence(), i + 1);
+
+  agents = store->ListAgents();
+  ASSERT_TRUE(agents.ok());
+  ASSERT_EQ(agents->size(), 1u);
+  EXPECT_EQ((*agents)[0].batches_received(), 4u);
+  EXPECT_EQ((*agents)[0].batches_applied(), 2u);
+  EXPECT_EQ((*agents)[0].batches_duplicate(), 1u);
+  EXPECT_EQ((*agents)[0].batches_rejected(), 1u);
+  EXPECT_EQ((*agents)[0].high_water_sequence(), 2u);
+}
+
+// A prepared group that is never written (a failed write, or dropped) takes down the group
+// prepared on top of it: nothing of either is applied, and their resends are applied as
+// new, continuing the log from what was written.
+TEST(FlowStore, GroupPreparedOnAnUnwrittenGroupIsNotWritten) {
+  testing::TempDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  ASSERT_TRUE(store->Append(MakeBatch("boot-1", 1, "d1", 100), 7, nullptr).ok());
+  std::vector<AppendItem> lost(1), built_on_it(1);
+  lost[0].envelope = MakeBatch("boot-1", 2, "d2", 200);
+  built_on_it[0].envelope = MakeBatch("boot-1", 3, "d3", 300);
+  std::unique_ptr<PreparedBatch> lost_prepared = store->PrepareBatch(lost, false);
+  std::unique_ptr<PreparedBatch> built_prepared = store->PrepareBatch(built_on_it, false);
+  ASSERT_TRUE(built_on_it[0].result.ok()) << "judged as if batch 2 were written";
+  lost_prepared.reset();  // never written
+
+  Status written = store->CommitBatch(std::move(built_prepared), built_on_it);
+  ASSERT_FALSE(written.ok());
+  EXPECT_EQ(written.code(), StatusCode::kUnavailable) << written.message();
+  ASSERT_FALSE(built_on_it[0].result.ok());
+  EXPECT_EQ(store->last_sequence(), 2u);
+  auto d3 = store->GetFlow("agent-1", "d3");
+  ASSERT_TRUE(d3.ok());
+  EXPECT_FALSE(d3->has_value());
+
+  std::vector<AppendItem> resent(2);
+  resent[0].envelope = MakeBatch("boot-1", 2, "d2", 200);
+  resent[1].envelope = MakeBatch("boot-1", 3, "d3", 300);
+  ASSERT_TRUE(store->AppendBatch(resent, true).ok());
+  for (const AppendItem& item : resent) {
+    ASSERT_TRUE(item.result.ok());
+    EXPECT_EQ(item.result->outcome, AppendOutcome::kApplied);
+  }
+  ASSERT_EQ(resent[0].stored.size(), 2u);
+  EXPECT_EQ(resent[0].stored[0].gateway_sequence(), 3u)
+      << "the log continues from what was written";
+  EXPECT_EQ(store->last_sequence(), 6u);
+  auto agents = store->ListAgents();
+  ASSERT_TRUE(agents.ok());
+  ASSERT_EQ(agents->size(), 1u);
+  EXPECT_EQ((*agents)[0].batches_applied(), 3u);
+  EXPECT_EQ((*agents)[0].high_water_sequence(), 3u);
 }
 
 // A flow reporting in the same minute again is indexed once, yet "flows active since t"

@@ -29,7 +29,13 @@ struct DecodeResult {
   bool ok() const { return reason == RejectReason::kNone; }
 };
 
-// Decodes `frame` into *out. A zstd-compressed batch is decompressed into out->events
+// Why `envelope` cannot be stored as an agent's batch, or "" when it can: a batch names its
+// agent (id), the agent's boot and its sequence number. DecodeEnvelope refuses such frames
+// as malformed; the store checks again for batches that do not come through it.
+std::string MissingBatchIdentity(const v1::Envelope& envelope);
+
+// Decodes `frame` into *out. A frame without the identity of its batch is malformed (see
+// MissingBatchIdentity). A zstd-compressed batch is decompressed into out->events
 // (compressed_events is cleared); it may not expand past `max_bytes` either. On failure
 // *out may hold a partial envelope (its agent identity, if it parsed, still names whom to
 // count the rejection against). Thread-safe.

@@ -56,6 +56,8 @@ struct AppendItem {
   v1::Envelope envelope;
   // Gateway wall clock when it arrived, ms. Arrival times must not decrease along the log.
   uint64_t received_at_ms = 0;
+  // The peer it came from ("" when unknown): the agent's address in the registry.
+  std::string peer_address;
   // Set by AppendBatch: what Append would have returned for this batch alone...
   Result<AppendResult> result = Status::Internal("not appended");
   // ...and with kApplied (when wanted) its events as stored, in log order, for fan-out.
@@ -135,6 +137,12 @@ class ScannedFlow {
   bool parse_failed_ = false;
 };
 
+// A group of batches FlowStore::PrepareBatch made ready and CommitBatch writes.
+class PreparedBatch {
+ public:
+  virtual ~PreparedBatch() = default;
+};
+
 class FlowStore {
  public:
   virtual ~FlowStore() = default;
@@ -161,6 +169,24 @@ class FlowStore {
   // every item's result. `want_stored`: fill each applied item's `stored`.
   // Thread safety: as Append (the same one thread calls both).
   [[nodiscard]] virtual Status AppendBatch(std::vector<AppendItem>& items, bool want_stored) = 0;
+
+  // AppendBatch in two steps, so that one thread can prepare a group (judge and encode
+  // it: everything but the write) while another writes the group before it. PrepareBatch
+  // fills each item's result (and `stored`) as AppendBatch would if every group prepared
+  // before had been written; CommitBatch writes the group and returns what AppendBatch
+  // would. When a write fails, that group and every group prepared before the failure
+  // showed fail too (CommitBatch gives their items the error): none of them was applied.
+  // A prepared group dropped uncommitted counts as failed.
+  // Thread safety: PrepareBatch and RecordRejection from one thread;
+  // CommitBatch from one thread (that one or another), once for each prepared group, in
+  // the order they were prepared, with the same `items`, untouched in between. PrepareBatch
+  // may wait for the groups prepared before it to be committed, so a caller with one
+  // thread commits each group before it prepares the next. The default appends the whole
+  // group in PrepareBatch (so a store that does not override both works on one thread).
+  [[nodiscard]] virtual std::unique_ptr<PreparedBatch> PrepareBatch(std::vector<AppendItem>& items,
+                                                                    bool want_stored);
+  [[nodiscard]] virtual Status CommitBatch(std::unique_ptr<PreparedBatch> prepared,
+                                           std::vector<AppendItem>& items);
 
   // The flow of agent `agent_id` with `digest`, or nullopt. Thread-safe.
   [[nodiscard]] virtual Result<std::optional<v1::FlowRecord>> GetFlow(
@@ -207,14 +233,12 @@ class FlowStore {
   // Counts a batch of `agent` that ingest refused (`reason`: "malformed", "version",
   // "too_large", ...) and notes the peer `address` it came from (empty: unknown), in the
   // agent's registry record (persisted). An agent with an empty id is not recorded.
-  // Thread safety: called by the Append thread only.
+  // Thread safety: called by the Append (or PrepareBatch) thread only; it may wait for the
+  // groups prepared before it to be committed (as PrepareBatch may).
   [[nodiscard]] virtual Status RecordRejection(const v1::AgentIdentity& agent,
                                                const std::string& reason,
                                                const std::string& address,
                                                uint64_t received_at_ms) = 0;
-  // Notes the peer address an agent's batches come from (kept in memory, persisted with
-  // its next batch). Thread safety: called by the Append thread only.
-  virtual void NoteAgentAddress(const std::string& agent_id, const std::string& address) = 0;
 
   // The gateway sequence number of the newest stored event (0 when the log is empty).
   virtual uint64_t last_sequence() const = 0;
