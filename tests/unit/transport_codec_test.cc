@@ -90,6 +90,7 @@ TEST(EnvelopeCodecTest, CompressionRefusesBytesThatAreNotEventFields) {
 
 TEST(EnvelopeCodecTest, RefusesEachKindOfBadFrameWithAReason) {
   v1::Envelope out;
+  DecodeResult result;
   EXPECT_EQ(DecodeEnvelope("\xff\xff\xff", 1024, &out).reason, RejectReason::kMalformed);
   v1::Envelope future = MakeEnvelope(1, 1);
   future.set_version(static_cast<v1::ProtocolVersion>(9));
@@ -99,6 +100,17 @@ TEST(EnvelopeCodecTest, RefusesEachKindOfBadFrameWithAReason) {
   const std::string whole = MakeEnvelope(1, 3).SerializeAsString();
   EXPECT_EQ(DecodeEnvelope(whole.substr(0, whole.size() - 3), 1024, &out).reason,
             RejectReason::kMalformed);
+  // A batch that does not say whose, from which boot, or where in the sequence it is cannot
+  // be stored; the agent it names (if any) is still readable to count it against.
+  v1::Envelope anonymous = MakeEnvelope(1, 1);
+  anonymous.mutable_agent()->clear_boot_id();
+  result = DecodeEnvelope(anonymous.SerializeAsString(), 1024, &out);
+  EXPECT_EQ(result.reason, RejectReason::kMalformed);
+  EXPECT_NE(result.error.find("boot id"), std::string::npos) << result.error;
+  EXPECT_EQ(out.agent().id(), "agent-1");
+  v1::Envelope unnumbered = MakeEnvelope(0, 1);
+  EXPECT_EQ(DecodeEnvelope(unnumbered.SerializeAsString(), 1024, &out).reason,
+            RejectReason::kMalformed);
   // A small frame that would decompress past the limit (a zstd bomb) is refused unread.
   std::string zeros(1 << 20, '\0');
   std::string packed(ZSTD_compressBound(zeros.size()), '\0');
@@ -106,7 +118,7 @@ TEST(EnvelopeCodecTest, RefusesEachKindOfBadFrameWithAReason) {
   v1::Envelope bomb = MakeEnvelope(1, 0);
   bomb.set_compression(v1::COMPRESSION_ZSTD);
   bomb.set_compressed_events(packed);
-  DecodeResult result = DecodeEnvelope(bomb.SerializeAsString(), 64 << 10, &out);
+  result = DecodeEnvelope(bomb.SerializeAsString(), 64 << 10, &out);
   EXPECT_EQ(result.reason, RejectReason::kTooLarge) << result.error;
   EXPECT_FALSE(result.error.empty());
 }
