@@ -289,8 +289,10 @@ class ZmqAgentListener final : public AgentListener {
     }
     const auto wait = std::chrono::milliseconds(std::min<uint64_t>(
         kMaxStoreBackoffMs, uint64_t{50} << std::min<uint64_t>(failed_writes_, 6)));
+    // On the commit thread's own condition: a wake-up meant for the store thread must not be
+    // taken here.
     std::unique_lock lock(pipeline_mutex_);
-    to_store_ready_.wait_for(lock, wait, [this] { return stopping_.load(); });
+    to_commit_ready_.wait_for(lock, wait, [this] { return stopping_.load(); });
   }
 
   void Count(uint64_t AgentListenerStats::*counter, uint64_t n = 1) {
@@ -387,6 +389,7 @@ class ZmqAgentListener final : public AgentListener {
         group.items[received.item].peer_address = received.peer;
       }
     }
+    if (group.items.empty()) return nullptr;  // every frame refused: nothing to write
     const uint64_t now_ms = WallMs();
     for (storage::AppendItem& item : group.items) item.received_at_ms = now_ms;
     return store_.PrepareBatch(group.items, static_cast<bool>(on_stored_));
@@ -395,6 +398,7 @@ class ZmqAgentListener final : public AgentListener {
   // On the commit thread: writes a prepared group (a failed write fails every batch of it)
   // and fills the acknowledgements of its batches.
   Status CommitGroup(PreparedGroup& prepared) {
+    if (prepared.batch == nullptr) return Status::Ok();
     const Status written = store_.CommitBatch(std::move(prepared.batch), prepared.group.items);
     for (Received& received : prepared.group.received) {
       if (received.item != kNoItem) Apply(prepared.group.items[received.item], &received.ack);
@@ -540,8 +544,8 @@ class ZmqAgentListener final : public AgentListener {
   std::thread store_thread_;   // prepares each group of batches for the store
   std::thread commit_thread_;  // writes them
   std::atomic<bool> stopping_{false};
-  // Between the two threads, guarded by pipeline_mutex_: groups to store, in arrival order,
-  // and stored groups to acknowledge.
+  // Between the threads, guarded by pipeline_mutex_: groups to prepare, in arrival order,
+  // prepared groups to write, and written groups to acknowledge.
   std::mutex pipeline_mutex_;
   std::condition_variable to_store_ready_;
   std::vector<Group> to_store_;
