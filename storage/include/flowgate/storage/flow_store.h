@@ -174,11 +174,11 @@ class FlowStore {
   // it: everything but the write) while another writes the group before it. PrepareBatch
   // fills each item's result (and `stored`) as AppendBatch would if every group prepared
   // before had been written; CommitBatch writes the group and returns what AppendBatch
-  // would. When a write fails, that group and every group prepared before the failure
-  // showed fail too (CommitBatch gives their items the error): none of them was applied.
-  // A prepared group dropped uncommitted counts as failed.
-  // Thread safety: PrepareBatch and RecordRejection from one thread;
-  // CommitBatch from one thread (that one or another), once for each prepared group, in
+  // would. When a write fails, so does every group prepared on top of it before the
+  // failure showed: none of them is applied, and CommitBatch gives their items the error
+  // (the agents resend them). A prepared group dropped uncommitted counts as a failed write.
+  // Thread safety: PrepareBatch and RecordRejection from one thread; CommitBatch from one
+  // thread (that one or another), once for each prepared group, in
   // the order they were prepared, with the same `items`, untouched in between. PrepareBatch
   // may wait for the groups prepared before it to be committed, so a caller with one
   // thread commits each group before it prepares the next. The default appends the whole
