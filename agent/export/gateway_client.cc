@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 #include <utility>
+#include <vector>
 #include <zmq.hpp>
 
 #include "flowgate/common/envelope_codec.h"
@@ -498,15 +499,19 @@ class GatewayClient::Impl {
              (bytes < options_.batch_max_bytes || events == 0)) {
         bytes += queued_[events++].size();
       }
-      std::string event_fields;
-      event_fields.reserve(bytes);
+      std::vector<std::string> fields;  // moved out: the copying happens outside the lock
+      fields.reserve(events);
       for (size_t i = 0; i < events; ++i) {
-        event_fields += queued_.front();
+        fields.push_back(std::move(queued_.front()));
         queued_.pop_front();
       }
       oldest_queued_at_ = Clock::now();
       lock.unlock();
       space_.notify_all();
+      const auto append_fields = [&fields, bytes](std::string* out) {
+        out->reserve(out->size() + bytes);
+        for (const std::string& field : fields) *out += field;
+      };
       v1::Envelope header;
       header.set_version(v1::PROTOCOL_VERSION_1);
       *header.mutable_agent() = options_.identity;
@@ -515,11 +520,15 @@ class GatewayClient::Impl {
       batch.boot_id = options_.identity.boot_id();
       batch.sequence = header.sequence();
       batch.events = static_cast<uint32_t>(events);
-      const bool compressed =
-          options_.compress && CompressEventFields(kZstdLevel, event_fields, &header);
+      bool compressed = false;
+      if (options_.compress) {  // only compression needs the fields joined on their own
+        std::string joined;
+        append_fields(&joined);
+        compressed = CompressEventFields(kZstdLevel, joined, &header);
+      }
       header.set_sent_at(WallMs());
       header.SerializeToString(&batch.bytes);
-      if (!compressed) batch.bytes += event_fields;
+      if (!compressed) append_fields(&batch.bytes);  // straight after the header's bytes
       MakeRoom(batch.bytes.size());
       const uint64_t order = next_order_++;
       WriteSpoolFile(order, batch.bytes);

@@ -30,14 +30,13 @@ struct BatchVerdict {
   bool persist = false;  // the registry record changed in a way worth writing
 };
 
-// Judges `item`'s envelope (CheckBatchIdentity passed) against
-// its agent boot's high-water `mark` and counts it in `*record` (with the address it came
-// from, when known): batches of a boot apply
-// strictly in order, so the mark alone tells what was applied; a batch at or below it is a
-// duplicate; a gap is accepted only when the agent says it holds nothing below this batch
-// (resend_floor == sequence): whatever is missing it gave up on, so skipping it can never
-// skip something it will still resend. Out-of-order batches are counted but not persisted
-// (nothing is written for a batch that will come again).
+// Judges `item`'s envelope (CheckBatchIdentity passed) against its agent boot's high-water
+// `mark` and counts it in `*record` (with the address it came from, when known): batches of
+// a boot apply strictly in order, so the mark alone tells what was applied; a batch at or
+// below it is a duplicate; a gap is accepted only when the agent says it holds nothing below
+// this batch (resend_floor == sequence): whatever is missing it gave up on, so skipping it
+// can never skip something it will still resend. Out-of-order batches are counted but not
+// persisted (nothing is written for a batch that will come again).
 BatchVerdict JudgeBatch(const AppendItem& item, uint64_t mark, v1::AgentRecord* record);
 
 // A group's write failed: nothing of it was applied, `status` is every item's result.

@@ -12,7 +12,8 @@
 // a batch, its flows and the mark that makes a resend a duplicate become durable together.
 //
 // Pipelining (PrepareBatch/CommitBatch): the ingest thread prepares group N+1 while another
-// writes group N, which halves the work on the path every event takes. Preparing needs the
+// writes group N, so the write (nearly half of a group's cost) no longer holds up the
+// preparing of the next. Preparing needs the
 // state group N leaves behind (delivery marks, sequence numbers, registry counters, which
 // flows the time index holds), so the prepare side keeps its own copy of that state, as if
 // every prepared group were written; the committed copy (last_sequence_, registry_) moves
@@ -515,8 +516,8 @@ void RocksFlowStore::CatchUpWithFailedWrites() {
 
 Status RocksFlowStore::PrepareGroup(std::vector<AppendItem>& items, bool want_stored,
                                     Prepared& prepared) {
-  // What the group changes, kept aside and applied to the in-memory state only once the
-  // write returned.
+  // What the group changes, kept aside and applied to the prepare side's state only once the
+  // whole group is encoded (so a failure part way changes nothing).
   struct AgentUpdate {
     v1::AgentRecord record;
     bool persist = false;  // out-of-order batches alone are counted in memory only
