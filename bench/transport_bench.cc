@@ -23,6 +23,7 @@
 
 #include "bench_report.h"
 #include "export/gateway_client.h"
+#include "flowgate/common/envelope_codec.h"
 #include "flowgate/common/identity.h"
 #include "flowgate/storage/flow_store.h"
 #include "ingest/agent_listener.h"
@@ -113,17 +114,22 @@ double RunStoreOnly(const std::vector<std::vector<v1::Event>>& events, int agent
     group_items.clear();
   };
   std::vector<storage::AppendItem> items;
+  std::string frame;
   for (size_t i = 0; i < kEventsPerAgent; i += kBatchEvents) {
     for (int a = 0; a < agents; ++a) {
       const std::vector<v1::Event>& list = events[static_cast<size_t>(a)];
+      v1::Envelope envelope;
+      envelope.set_version(v1::PROTOCOL_VERSION_1);
+      *envelope.mutable_agent() = identities[static_cast<size_t>(a)];
+      envelope.set_sequence(i / kBatchEvents + 1);
+      for (size_t j = i; j < std::min(list.size(), i + kBatchEvents); ++j) {
+        *envelope.add_events() = list[j];
+      }
+      // Decoded from its bytes as the gateway's socket thread does.
+      envelope.SerializeToString(&frame);
       storage::AppendItem& item = items.emplace_back();
       item.received_at_ms = 1'700'000'000'000ULL;
-      item.envelope.set_version(v1::PROTOCOL_VERSION_1);
-      *item.envelope.mutable_agent() = identities[static_cast<size_t>(a)];
-      item.envelope.set_sequence(i / kBatchEvents + 1);
-      for (size_t j = i; j < std::min(list.size(), i + kBatchEvents); ++j) {
-        *item.envelope.add_events() = list[j];
-      }
+      if (!DecodeEnvelope(frame, frame.size(), &item.envelope, &item.wire).ok()) std::exit(1);
       if (items.size() == group) append(items);
     }
   }

@@ -1,6 +1,7 @@
 #include "flowgate/common/envelope_codec.h"
 
 #include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/wire_format_lite.h>
 #include <zstd.h>
 
 #include <algorithm>
@@ -16,6 +17,35 @@ DecodeResult Reject(RejectReason reason, std::string error) {
 struct ZstdDCtxFree {
   void operator()(ZSTD_DCtx* ctx) const { ZSTD_freeDCtx(ctx); }
 };
+
+// Fills wire->spans with where each `field_number` message field of the message in
+// wire->bytes lies, reading the fields as protobuf's parser does (any tag encoding, other
+// fields skipped whatever their type), and keeps them only if they are `expected` (the
+// events the parser found); else the store serializes the parsed events instead.
+void LocateEvents(int field_number, int expected, EventWire* wire) {
+  using google::protobuf::internal::WireFormatLite;
+  wire->spans.clear();
+  if (wire->bytes.size() > UINT32_MAX) return;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(wire->bytes.data()),
+                                            static_cast<int>(wire->bytes.size()));
+  wire->spans.reserve(static_cast<size_t>(expected));
+  while (const uint32_t tag = in.ReadTag()) {
+    if (WireFormatLite::GetTagFieldNumber(tag) == field_number &&
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      uint32_t size = 0;
+      if (!in.ReadVarint32(&size)) break;
+      const auto offset = static_cast<uint32_t>(in.CurrentPosition());
+      if (!in.Skip(static_cast<int>(size))) break;
+      wire->spans.push_back({offset, size});
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      break;
+    }
+  }
+  if (!in.ConsumedEntireMessage() || in.CurrentPosition() != static_cast<int>(wire->bytes.size()) ||
+      wire->spans.size() != static_cast<size_t>(expected)) {
+    wire->spans.clear();
+  }
+}
 
 }  // namespace
 
@@ -41,7 +71,12 @@ std::string MissingBatchIdentity(const v1::Envelope& envelope) {
   return "";
 }
 
-DecodeResult DecodeEnvelope(std::string_view frame, size_t max_bytes, v1::Envelope* out) {
+DecodeResult DecodeEnvelope(std::string_view frame, size_t max_bytes, v1::Envelope* out,
+                            EventWire* wire) {
+  if (wire != nullptr) {
+    wire->bytes.clear();
+    wire->spans.clear();
+  }
   if (frame.size() > max_bytes) {
     return Reject(RejectReason::kTooLarge, "batch of " + std::to_string(frame.size()) +
                                                " bytes is over the limit of " +
@@ -62,6 +97,10 @@ DecodeResult DecodeEnvelope(std::string_view frame, size_t max_bytes, v1::Envelo
     case v1::COMPRESSION_NONE:
       if (!out->compressed_events().empty()) {
         return Reject(RejectReason::kMalformed, "uncompressed batch carries compressed events");
+      }
+      if (wire != nullptr) {
+        wire->bytes.assign(frame);
+        LocateEvents(v1::Envelope::kEventsFieldNumber, out->events_size(), wire);
       }
       return {};
     case v1::COMPRESSION_ZSTD:
@@ -103,6 +142,11 @@ DecodeResult DecodeEnvelope(std::string_view frame, size_t max_bytes, v1::Envelo
   out->mutable_events()->Swap(batch.mutable_events());
   out->clear_compressed_events();
   out->set_compression(v1::COMPRESSION_NONE);
+  if (wire != nullptr) {
+    plain.resize(n);
+    wire->bytes = std::move(plain);
+    LocateEvents(v1::EventBatch::kEventsFieldNumber, out->events_size(), wire);
+  }
   return {};
 }
 

@@ -353,18 +353,21 @@ class ZmqAgentListener final : public AgentListener {
       received.user = MessageProperty(payload, "User-Id");
 
       v1::Envelope envelope;
+      EventWire wire;
       if (extra) {
         received.decoded = {RejectReason::kMalformed, "more than one frame in a message"};
       } else {
         received.decoded = DecodeEnvelope(
             std::string_view(static_cast<const char*>(payload.data()), payload.size()),
-            options_.max_frame_bytes, &envelope);
+            options_.max_frame_bytes, &envelope, &wire);
       }
       received.ack.set_boot_id(envelope.agent().boot_id());
       received.ack.set_sequence(envelope.sequence());
       if (received.decoded.ok()) {
         received.item = group.items.size();
-        group.items.emplace_back().envelope = std::move(envelope);
+        storage::AppendItem& item = group.items.emplace_back();
+        item.envelope = std::move(envelope);
+        item.wire = std::move(wire);
       } else {
         received.agent = envelope.agent();
       }

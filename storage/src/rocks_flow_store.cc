@@ -120,11 +120,12 @@ Status ForEachIndexedFlow(std::string_view key, std::string_view value,
   return Status::Ok();
 }
 
-// Sets *out to the StoredEvent encoding (the bytes SerializeToString gives) of `event`
-// with the agent identity already encoded in `agent_bytes`: the event is serialized
-// straight into place, not deep-copied into a StoredEvent first.
-void EncodeStoredEvent(uint64_t sequence, uint64_t received_at_ms, const std::string& agent_bytes,
-                       const v1::Event& event, std::string* out) {
+// Sets *out to the StoredEvent encoding (the bytes SerializeToString gives) of an event of
+// `event_size` bytes with the agent identity already encoded in `agent_bytes`, all but the
+// event's own bytes, which the caller appends: the event is not deep-copied into a
+// StoredEvent first.
+void StartStoredEvent(uint64_t sequence, uint64_t received_at_ms, const std::string& agent_bytes,
+                      size_t event_size, std::string* out) {
   // Tags: field number << 3 | wire type (0 varint, 2 length-delimited).
   constexpr char kSequenceTag = 1 << 3, kReceivedAtTag = 2 << 3, kAgentTag = 3 << 3 | 2,
                  kEventTag = 4 << 3 | 2;
@@ -140,15 +141,28 @@ void EncodeStoredEvent(uint64_t sequence, uint64_t received_at_ms, const std::st
     AppendVarint(agent_bytes.size(), out);
     out->append(agent_bytes);
   }
-  const size_t event_size = event.ByteSizeLong();
   out->push_back(kEventTag);
   AppendVarint(event_size, out);
+}
+
+// The log row of event `index` of `item`: its bytes as the agent sent them when the
+// item's wire locates them (parsed and found valid by DecodeEnvelope), else serialized.
+void EncodeStoredEvent(uint64_t sequence, const AppendItem& item, const std::string& agent_bytes,
+                       int index, std::string* out) {
+  if (item.wire.spans.size() == static_cast<size_t>(item.envelope.events_size())) {
+    const std::string_view bytes = item.wire.event(static_cast<size_t>(index));
+    StartStoredEvent(sequence, item.received_at_ms, agent_bytes, bytes.size(), out);
+    out->append(bytes);
+    return;
+  }
+  const v1::Event& event = item.envelope.events(index);
+  const size_t event_size = event.ByteSizeLong();
+  StartStoredEvent(sequence, item.received_at_ms, agent_bytes, event_size, out);
   const size_t at = out->size();
   out->resize(at + event_size);
   event.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out->data() + at));
 }
 
-// The one place a rocksdb::Status becomes a flowgate Status.
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::Ok();
   if (s.IsCorruption()) return Status::Corruption(what + ": " + s.ToString());
@@ -575,8 +589,9 @@ Status RocksFlowStore::PrepareGroup(std::vector<AppendItem>& items, bool want_st
     stored_agent.set_site(agent.site());
     stored_agent.SerializeToString(&agent_bytes);
     if (want_stored) item.stored.reserve(static_cast<size_t>(envelope.events_size()));
-    for (v1::Event& event : *envelope.mutable_events()) {
-      EncodeStoredEvent(sequence, item.received_at_ms, agent_bytes, event, &buffer);
+    for (int index = 0; index < envelope.events_size(); ++index) {
+      v1::Event& event = *envelope.mutable_events(index);
+      EncodeStoredEvent(sequence, item, agent_bytes, index, &buffer);
       FLOWGATE_RETURN_IF_ERROR(FromRocks(batch.Put(events_, EncodeBigEndian(sequence), buffer),
                                          "building a write batch"));
       if (const std::string* digest = FlowEventDigest(event)) {

@@ -3,7 +3,8 @@
 // Hostile frames (garbage, truncated, unknown versions, zstd bombs, compressed batches that
 // lie about their size) must be refused with a reason, never crash, hang or allocate past
 // the frame limit. A frame that decodes is also re-encoded as netifyd JSON, as the gateway
-// would fan it out.
+// would fan it out, and the events located in its bytes (which the store writes as they
+// are) must be the events parsed.
 //
 // Input: the frame itself. Seeds: tests/fuzz/envelope_corpus (made with protoc --encode).
 #include <cstddef>
@@ -32,11 +33,29 @@ extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   flowgate::v1::Envelope envelope;
-  const flowgate::DecodeResult result = flowgate::DecodeEnvelope(
-      std::string_view(reinterpret_cast<const char*>(data), size), kMaxFrameBytes, &envelope);
+  flowgate::EventWire wire;
+  const flowgate::DecodeResult result =
+      flowgate::DecodeEnvelope(std::string_view(reinterpret_cast<const char*>(data), size),
+                               kMaxFrameBytes, &envelope, &wire);
   if (!result.ok()) {
     if (result.error.empty()) __builtin_trap();  // every refusal must say why
     return 0;
+  }
+  if (!wire.spans.empty()) {
+    if (wire.spans.size() != static_cast<size_t>(envelope.events_size())) __builtin_trap();
+    flowgate::v1::Event reparsed;
+    for (size_t i = 0; i < wire.spans.size(); ++i) {
+      const flowgate::EventWire::Span& span = wire.spans[i];
+      if (span.offset > wire.bytes.size() || span.size > wire.bytes.size() - span.offset) {
+        __builtin_trap();
+      }
+      const std::string_view bytes = wire.event(i);
+      if (!reparsed.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
+          reparsed.SerializeAsString() !=
+              envelope.events(static_cast<int>(i)).SerializeAsString()) {
+        __builtin_trap();
+      }
+    }
   }
   for (const flowgate::v1::Event& event : envelope.events()) {
     (void)flowgate::EncodeNetifydFrame(event, &envelope.agent());

@@ -212,6 +212,45 @@ TEST(FlowStore, AppendBatchDecidesEachBatchInOrder) {
   EXPECT_EQ(next[0].result->outcome, AppendOutcome::kDuplicate);
 }
 
+// The log keeps each event as the agent sent it: decoded with its wire bytes (as ingest
+// does) or without (any other caller), the stored events are the sent ones, fields this
+// build does not know included.
+TEST(FlowStore, StoresEachEventAsTheAgentSentIt) {
+  testing::TempDir dir;
+  auto store = OpenOrDie(dir.Sub("db"));
+  v1::Envelope sent = MakeBatch("boot-1", 1, "d1", 100);
+  // A newer agent's field (number 900, a string) in the first event.
+  sent.mutable_events(0)
+      ->GetReflection()
+      ->MutableUnknownFields(sent.mutable_events(0))
+      ->AddLengthDelimited(900, "from a newer agent");
+  const std::string frame = sent.SerializeAsString();
+  std::vector<AppendItem> items(2);
+  ASSERT_TRUE(DecodeEnvelope(frame, frame.size(), &items[0].envelope, &items[0].wire).ok());
+  ASSERT_EQ(items[0].wire.spans.size(), 2u);
+  items[1].envelope = MakeBatch("boot-1", 2, "d2", 200);  // no wire: serialized by the store
+  for (AppendItem& item : items) item.received_at_ms = 7;
+  ASSERT_TRUE(store->AppendBatch(items, false).ok());
+  ASSERT_EQ(items[0].result->outcome, AppendOutcome::kApplied);
+  ASSERT_EQ(items[1].result->outcome, AppendOutcome::kApplied);
+
+  std::vector<v1::StoredEvent> log;
+  ASSERT_TRUE(store->ReadEvents(0, 100, &log).ok());
+  ASSERT_EQ(log.size(), 4u);
+  const v1::Envelope second = MakeBatch("boot-1", 2, "d2", 200);
+  const v1::Event* expected[] = {&sent.events(0), &sent.events(1), &second.events(0),
+                                 &second.events(1)};
+  for (size_t i = 0; i < log.size(); ++i) {
+    EXPECT_EQ(log[i].gateway_sequence(), i + 1);
+    EXPECT_EQ(log[i].agent().id(), "agent-1");
+    EXPECT_EQ(log[i].event().SerializeAsString(), expected[i]->SerializeAsString()) << i;
+  }
+  EXPECT_EQ(log[0].event().GetReflection()->GetUnknownFields(log[0].event()).field_count(), 1);
+  auto flow = store->GetFlow("agent-1", "d1");
+  ASSERT_TRUE(flow.ok() && flow->has_value());
+  EXPECT_EQ((*flow)->counters().local_bytes(), 100u);
+}
+
 // Pipelined group commit: a group prepared while the one before it is not yet written is
 // judged as if it were (a resend of its batch is a duplicate, sequences continue), while
 // readers see only what is written.

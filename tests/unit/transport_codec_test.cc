@@ -76,6 +76,53 @@ TEST(EnvelopeCodecTest, CompressedBatchRoundTrips) {
   EXPECT_EQ(got.events(49).flow_purge().flow().digest(), "d3-49");
 }
 
+// The gateway stores each event in the bytes the agent sent: DecodeEnvelope must find
+// exactly the events it parsed, in order, plain or compressed.
+TEST(EnvelopeCodecTest, LocatesEachEventInTheBytesSent) {
+  const v1::Envelope whole = MakeEnvelope(3, 40);
+  v1::Envelope compressed = whole;
+  compressed.clear_events();
+  ASSERT_TRUE(CompressEventFields(1, EventFields(whole), &compressed));
+  for (const v1::Envelope& sent : {whole, compressed}) {
+    v1::Envelope got;
+    EventWire wire;
+    DecodeResult result = DecodeEnvelope(sent.SerializeAsString(), 1 << 20, &got, &wire);
+    ASSERT_TRUE(result.ok()) << result.error;
+    ASSERT_EQ(wire.spans.size(), 40u);
+    for (int i = 0; i < 40; ++i) {
+      EXPECT_EQ(wire.event(static_cast<size_t>(i)), whole.events(i).SerializeAsString()) << i;
+    }
+  }
+}
+
+// Fields before, between and after the events (other fields, a newer agent's unknown ones,
+// a tag in a longer varint than needed) move nothing: the events found are those parsed.
+TEST(EnvelopeCodecTest, LocatesEventsAmongOtherFieldsAsTheParserReadsThem) {
+  v1::Envelope header = MakeEnvelope(5, 0);
+  v1::Event first, second;
+  first.mutable_flow_purge()->mutable_flow()->set_digest("first");
+  second.mutable_flow_purge()->mutable_flow()->set_digest("second");
+  std::string frame = header.SerializeAsString();
+  AppendEnvelopeEventField(first, &frame);
+  frame += std::string("\xf8\x07\x01", 3);  // field 127, varint 1: unknown to this build
+  const std::string second_bytes = second.SerializeAsString();
+  // Field 4, length-delimited, as the two-byte varint 0xa2 0x00.
+  frame += std::string("\xa2\x00", 2) + static_cast<char>(second_bytes.size()) + second_bytes;
+  frame += std::string("\x38\x2a", 2);  // sent_at = 42, after the events
+  v1::Envelope got;
+  EventWire wire;
+  DecodeResult result = DecodeEnvelope(frame, 1 << 20, &got, &wire);
+  ASSERT_TRUE(result.ok()) << result.error;
+  ASSERT_EQ(got.events_size(), 2);
+  EXPECT_EQ(got.sent_at(), 42u);
+  ASSERT_EQ(wire.spans.size(), 2u);
+  EXPECT_EQ(wire.event(0), first.SerializeAsString());
+  EXPECT_EQ(wire.event(1), second_bytes);
+  // A frame that does not decode leaves no events to store.
+  EXPECT_FALSE(DecodeEnvelope(frame.substr(0, frame.size() - 3), 1 << 20, &got, &wire).ok());
+  EXPECT_TRUE(wire.spans.empty());
+}
+
 TEST(EnvelopeCodecTest, CompressionRefusesBytesThatAreNotEventFields) {
   const std::string fields = EventFields(MakeEnvelope(1, 3));
   v1::Envelope envelope;

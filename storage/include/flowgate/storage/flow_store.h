@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "flowgate/common/envelope_codec.h"
 #include "flowgate/common/filter.h"
 #include "flowgate/common/status.h"
 #include "flowgate/v1/flowgate.pb.h"
@@ -54,6 +55,10 @@ struct AppendItem {
   // The batch. REQUIRED. When it is applied and the caller wants the stored events, its
   // events are moved into `stored` (the identity and sequence stay).
   v1::Envelope envelope;
+  // Optional: where the envelope's events lie in the bytes the agent sent (DecodeEnvelope
+  // fills it). When it locates every event, the store writes those bytes as they are
+  // instead of serializing each event again.
+  EventWire wire;
   // Gateway wall clock when it arrived, ms. Arrival times must not decrease along the log.
   uint64_t received_at_ms = 0;
   // The peer it came from ("" when unknown): the agent's address in the registry.
