@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <iterator>
 #include <mutex>
 #include <thread>
 #include <zmq.hpp>
@@ -199,9 +200,10 @@ class ZmqAgentListener final : public AgentListener {
     }
   }
 
-  // The store thread: prepares what the socket thread decoded, everything waiting as one
-  // group (one write), and hands it to the commit thread, which writes it while this thread
-  // prepares the next. It is the store's only caller besides the commit thread.
+  // The store thread: prepares what the socket thread decoded, the groups waiting as one
+  // group (one write) of at most max_group_batches frames, and hands it to the commit
+  // thread, which writes it while this thread prepares the next. It is the store's only
+  // caller besides the commit thread.
   void RunPrepare() {
     while (true) {
       std::vector<Group> groups;
@@ -209,7 +211,18 @@ class ZmqAgentListener final : public AgentListener {
         std::unique_lock lock(pipeline_mutex_);
         to_store_ready_.wait(lock, [this] { return stopping_ || !to_store_.empty(); });
         if (stopping_) return;  // unacknowledged batches are resent by their agents
-        groups.swap(to_store_);
+        // Merging every waiting group would make one write of all the frames the socket
+        // thread may hold, which then stops receiving until that write is done: the three
+        // threads would take turns instead of overlapping.
+        size_t frames = 0, taken = 0;
+        while (taken < to_store_.size() &&
+               (taken == 0 ||
+                frames + to_store_[taken].received.size() <= options_.max_group_batches)) {
+          frames += to_store_[taken++].received.size();
+        }
+        std::move(to_store_.begin(), to_store_.begin() + static_cast<ptrdiff_t>(taken),
+                  std::back_inserter(groups));
+        to_store_.erase(to_store_.begin(), to_store_.begin() + static_cast<ptrdiff_t>(taken));
       }
       Group merged = std::move(groups.front());
       for (size_t g = 1; g < groups.size(); ++g) {
