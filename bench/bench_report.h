@@ -32,5 +32,7 @@ double Percentile(std::vector<double> values, double p);
 // CPU time the calling thread has used, in seconds (CLOCK_THREAD_CPUTIME_ID): a cost that
 // other threads and processes on a shared machine do not inflate the way they do wall time.
 double ThreadCpuSeconds();
+// CPU time of the whole process (every thread) so far, in seconds.
+double ProcessCpuSeconds();
 
 }  // namespace flowgate::bench

@@ -267,19 +267,23 @@ int ProfileOnly(const std::string& part, const std::vector<std::vector<v1::Event
   const char* agents_env = std::getenv("FLOWGATE_BENCH_AGENTS");
   for (int agents : {1, 4}) {
     if (agents_env != nullptr && std::to_string(agents) != agents_env) continue;
-    double rate = 0, append_cpu_us = 0;
+    double rate = 0, append_cpu_us = 0, process_cpu_us = 0;
     if (part == "raw") {
       rate = RunRawRocks(events, agents);
     } else if (part == "store") {
       rate = RunStoreOnly(events, agents, 16, &append_cpu_us);
     } else if (part == "transport") {
+      // Agents and gateway together: what the two cores are spent on per event.
+      const double cpu_start = ProcessCpuSeconds();
       rate = RunTransport(agents, events).events_per_s;
+      process_cpu_us = (ProcessCpuSeconds() - cpu_start) * 1e6 / (agents * kEventsPerAgent);
     } else {
       std::fprintf(stderr, "transport_bench: FLOWGATE_BENCH_ONLY is raw, store or transport\n");
       return 2;
     }
     std::fprintf(stderr, "%s %d agent: %.0f events/s", part.c_str(), agents, rate);
     if (append_cpu_us != 0) std::fprintf(stderr, ", AppendBatch %.3f CPU us/event", append_cpu_us);
+    if (process_cpu_us != 0) std::fprintf(stderr, ", process %.3f CPU us/event", process_cpu_us);
     std::fprintf(stderr, "\n");
   }
   return 0;

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -572,9 +573,11 @@ class GatewayClient::Impl {
       // not be re-encoded for each send.
       v1::Envelope floor;
       floor.set_resend_floor(*held_sequences_.at(batch.boot_id).begin());
-      std::string bytes = batch.bytes;
-      floor.AppendToString(&bytes);
-      zmq::message_t message(bytes.data(), bytes.size());
+      const size_t floor_size = floor.ByteSizeLong();
+      zmq::message_t message(batch.bytes.size() + floor_size);  // one copy of the batch
+      auto* out = static_cast<uint8_t*>(message.data());
+      std::memcpy(out, batch.bytes.data(), batch.bytes.size());
+      floor.SerializeWithCachedSizesToArray(out + batch.bytes.size());
       if (!socket.send(message, zmq::send_flags::dontwait)) return;  // no connection yet
       std::lock_guard lock(mutex_);
       if (batch.sent_once) {
