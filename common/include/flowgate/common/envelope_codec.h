@@ -37,8 +37,8 @@ struct DecodeResult {
 std::string MissingBatchIdentity(const v1::Envelope& envelope);
 
 // A decoded batch's events in the bytes the agent serialized them to: the gateway stores
-// these as they came rather than serializing the parsed events again (a tenth of the
-// store's work per event). `spans[i]` is where out->events(i) lies in `bytes`.
+// these as they came rather than serializing the parsed events again (4-7% of the store's
+// CPU per event). `spans[i]` is where out->events(i) lies in `bytes`.
 struct EventWire {
   struct Span {
     uint32_t offset = 0;
