@@ -166,7 +166,8 @@ double RunGateway(const ClickHouseCluster& cluster, const std::string& database,
   if (!store.ok()) Fail(store.status().message());
   gateway::AgentListenerOptions listener_options;
   listener_options.endpoint = "tcp://127.0.0.1:*";
-  listener_options.max_group_batches = 256;  // as the gateway sets it for ClickHouse
+  listener_options.max_group_batches = 256;  // as the gateway sets them for ClickHouse
+  listener_options.write_all_waiting = true;
   Result<std::unique_ptr<gateway::AgentListener>> listener =
       gateway::AgentListener::Create(std::move(listener_options), **store, nullptr);
   if (!listener.ok()) Fail(listener.status().message());

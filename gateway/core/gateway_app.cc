@@ -101,8 +101,10 @@ class GatewayImpl final : public Gateway {
     AgentListenerOptions listener_options;
     listener_options.endpoint = options_.agents_listen;
     // Each ClickHouse insert is a part on disk whatever its size: fewer, larger groups.
-    if (options_.store == "clickhouse")
+    if (options_.store == "clickhouse") {
       listener_options.max_group_batches = kClickHouseGroupBatches;
+      listener_options.write_all_waiting = true;
+    }
     if (!options_.agents_plaintext) {
       Result<CurveKeyPair> keys = ReadCurveKeyPair(options_.agents_key_file);
       if (!keys.ok()) return keys.status();

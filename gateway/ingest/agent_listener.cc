@@ -201,9 +201,9 @@ class ZmqAgentListener final : public AgentListener {
   }
 
   // The store thread: prepares what the socket thread decoded, the groups waiting as one
-  // group (one write) of at most max_group_batches frames, and hands it to the commit
-  // thread, which writes it while this thread prepares the next. It is the store's only
-  // caller besides the commit thread.
+  // group (one write) of at most max_group_batches frames (unless write_all_waiting), and
+  // hands it to the commit thread, which writes it while this thread prepares the next. It
+  // is the store's only caller besides the commit thread.
   void RunPrepare() {
     while (true) {
       std::vector<Group> groups;
@@ -214,10 +214,11 @@ class ZmqAgentListener final : public AgentListener {
         // Merging every waiting group would make one write of all the frames the socket
         // thread may hold, which then stops receiving until that write is done: the three
         // threads would take turns instead of overlapping.
+        const size_t max_frames =
+            options_.write_all_waiting ? MaxFramesAtStore() : options_.max_group_batches;
         size_t frames = 0, taken = 0;
         while (taken < to_store_.size() &&
-               (taken == 0 ||
-                frames + to_store_[taken].received.size() <= options_.max_group_batches)) {
+               (taken == 0 || frames + to_store_[taken].received.size() <= max_frames)) {
           frames += to_store_[taken++].received.size();
         }
         std::move(to_store_.begin(), to_store_.begin() + static_cast<ptrdiff_t>(taken),

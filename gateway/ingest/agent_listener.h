@@ -40,6 +40,11 @@ struct AgentListenerOptions {
   // group is written. A store whose every write costs a lot whatever its size (ClickHouse:
   // a part on disk per insert) wants more. Default: 16.
   size_t max_group_batches = 16;
+  // A write takes every group decoded and waiting (up to 3 x max_group_batches batches)
+  // rather than one group's worth: for a store whose writes gain more from being few than
+  // from overlapping with the decoding of the next frames (ClickHouse). Default: false, so
+  // that decoding, preparing and writing go on at once.
+  bool write_all_waiting = false;
 };
 
 // Why batches were refused; each is counted.
