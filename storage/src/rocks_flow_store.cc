@@ -36,6 +36,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
@@ -145,24 +146,24 @@ void StartStoredEvent(uint64_t sequence, uint64_t received_at_ms, const std::str
   AppendVarint(event_size, out);
 }
 
-// The log row of event `index` of `item`: its bytes as the agent sent them when the
-// item's wire locates them (parsed and found valid by DecodeEnvelope), else serialized.
-void EncodeStoredEvent(uint64_t sequence, const AppendItem& item, const std::string& agent_bytes,
-                       int index, std::string* out) {
-  if (item.wire.spans.size() == static_cast<size_t>(item.envelope.events_size())) {
-    const std::string_view bytes = item.wire.event(static_cast<size_t>(index));
-    StartStoredEvent(sequence, item.received_at_ms, agent_bytes, bytes.size(), out);
-    out->append(bytes);
+// Sets *out to the log row of `event`: `sent`, its bytes as the agent sent them, when
+// DecodeEnvelope located them (parsed and found valid), else the event serialized here.
+void EncodeStoredEvent(uint64_t sequence, uint64_t received_at_ms, const std::string& agent_bytes,
+                       const v1::Event& event, std::optional<std::string_view> sent,
+                       std::string* out) {
+  if (sent) {
+    StartStoredEvent(sequence, received_at_ms, agent_bytes, sent->size(), out);
+    out->append(*sent);
     return;
   }
-  const v1::Event& event = item.envelope.events(index);
   const size_t event_size = event.ByteSizeLong();
-  StartStoredEvent(sequence, item.received_at_ms, agent_bytes, event_size, out);
+  StartStoredEvent(sequence, received_at_ms, agent_bytes, event_size, out);
   const size_t at = out->size();
   out->resize(at + event_size);
   event.SerializeWithCachedSizesToArray(reinterpret_cast<uint8_t*>(out->data() + at));
 }
 
+// The one place a rocksdb::Status becomes a flowgate Status.
 Status FromRocks(const rocksdb::Status& s, const std::string& what) {
   if (s.ok()) return Status::Ok();
   if (s.IsCorruption()) return Status::Corruption(what + ": " + s.ToString());
@@ -589,9 +590,13 @@ Status RocksFlowStore::PrepareGroup(std::vector<AppendItem>& items, bool want_st
     stored_agent.set_site(agent.site());
     stored_agent.SerializeToString(&agent_bytes);
     if (want_stored) item.stored.reserve(static_cast<size_t>(envelope.events_size()));
+    const bool as_sent = item.wire.spans.size() == static_cast<size_t>(envelope.events_size());
     for (int index = 0; index < envelope.events_size(); ++index) {
       v1::Event& event = *envelope.mutable_events(index);
-      EncodeStoredEvent(sequence, item, agent_bytes, index, &buffer);
+      EncodeStoredEvent(
+          sequence, item.received_at_ms, agent_bytes, event,
+          as_sent ? std::optional(item.wire.event(static_cast<size_t>(index))) : std::nullopt,
+          &buffer);
       FLOWGATE_RETURN_IF_ERROR(FromRocks(batch.Put(events_, EncodeBigEndian(sequence), buffer),
                                          "building a write batch"));
       if (const std::string* digest = FlowEventDigest(event)) {

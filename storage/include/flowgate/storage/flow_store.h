@@ -183,11 +183,11 @@ class FlowStore {
   // failure showed: none of them is applied, and CommitBatch gives their items the error
   // (the agents resend them). A prepared group dropped uncommitted counts as a failed write.
   // Thread safety: PrepareBatch and RecordRejection from one thread; CommitBatch from one
-  // thread (that one or another), once for each prepared group, in
-  // the order they were prepared, with the same `items`, untouched in between. PrepareBatch
-  // may wait for the groups prepared before it to be committed, so a caller with one
-  // thread commits each group before it prepares the next. The default appends the whole
-  // group in PrepareBatch (so a store that does not override both works on one thread).
+  // thread (that one or another), once for each prepared group, in the order they were
+  // prepared, with the same `items`, untouched in between. PrepareBatch may wait for the
+  // groups prepared before it to be committed, so a caller with one thread commits each
+  // group before it prepares the next. The default appends the whole group in PrepareBatch
+  // (so a store that does not override both works on one thread).
   [[nodiscard]] virtual std::unique_ptr<PreparedBatch> PrepareBatch(std::vector<AppendItem>& items,
                                                                     bool want_stored);
   [[nodiscard]] virtual Status CommitBatch(std::unique_ptr<PreparedBatch> prepared,
