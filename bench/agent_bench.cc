@@ -3,9 +3,9 @@
 // feeds the same packets straight to nDPI; and resident memory per active flow at a million
 // concurrent classified flows.
 //
-// Usage: flowgate_bench [--rounds N] [--repeats N] [--flows N]. The reference data comes
-// from $FLOWGATE_TESTDATA, else the path CMake compiled in. Each figure is one JSON object
-// per line; throughput figures are medians of --repeats runs.
+// Usage: see --help. The reference data comes from $FLOWGATE_TESTDATA, else the path
+// CMake compiled in. Each figure is one JSON object per line; throughput figures are
+// medians of --repeats runs.
 #include <ndpi/ndpi_api.h>
 #include <netinet/in.h>
 #include <pcap/pcap.h>
@@ -29,6 +29,7 @@
 #include "core/flow_table.h"
 #include "core/local_networks.h"
 #include "export/event_sink.h"
+#include "flowgate/common/flags.h"
 #include "flowgate/common/identity.h"
 
 namespace flowgate::bench {
@@ -268,14 +269,27 @@ double BytesPerFlow(uint32_t count, classify::NdpiModule& ndpi, uint64_t* classi
 }
 
 int Main(int argc, char** argv) {
-  uint32_t rounds = 20, repeats = 5, flows = 1'000'000;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string flag = argv[i];
-    const auto value = static_cast<uint32_t>(std::strtoul(argv[i + 1], nullptr, 10));
-    if (flag == "--rounds") rounds = std::max(1u, value);
-    if (flag == "--repeats") repeats = std::max(1u, value);
-    if (flag == "--flows") flows = std::max(1u, value);
+  uint64_t rounds_flag = 20, repeats_flag = 5, flows_flag = 1'000'000;
+  FlagParser flag_parser(
+      "flowgate_bench", "flowgate_bench [--rounds N] [--repeats N] [--flows N]",
+      "Agent benchmarks (issue 3): one worker's packets/s and new flows/s over the nDPI\n"
+      "reference captures, loaded into memory and replayed with shifted addresses, beside a\n"
+      "bare loop feeding the same packets straight to nDPI (target: 0.75 of it); and resident\n"
+      "memory per active flow at --flows concurrent classified flows (target: 600 bytes).\n"
+      "Prints one JSON object per figure on stdout (bench/bench_report.h), progress on\n"
+      "stderr. Reference data: $FLOWGATE_TESTDATA, else " FLOWGATE_TESTDATA ".");
+  flag_parser.AddUint("rounds", "N", "Replays of the captures per run", &rounds_flag, 1, 1'000'000);
+  flag_parser.AddUint("repeats", "N", "Runs per figure (the median is reported)", &repeats_flag, 1,
+                      1000);
+  flag_parser.AddUint("flows", "N", "Concurrent flows for the memory figure", &flows_flag, 1,
+                      100'000'000);
+  if (std::optional<int> exit_code =
+          ParseMainFlags(flag_parser, argc, argv, [] { return Status::Ok(); })) {
+    return *exit_code;
   }
+  const auto rounds = static_cast<uint32_t>(rounds_flag);
+  const auto repeats = static_cast<uint32_t>(repeats_flag);
+  const auto flows = static_cast<uint32_t>(flows_flag);
   const std::string testdata = TestdataDir();
   classify::ClassifierOptions classifier;
   classifier.protos_file = testdata + "/ndpi-4.2/config/protos.txt";

@@ -46,8 +46,8 @@
 // loopback with messages the size of the agents' batches (512 events of the run's mean size)
 // and the agents' window of 64 unacknowledged messages, measured after the run.
 //
-//   flowgate_e2e_bench [--agents N] [--passes P] [--seconds S] [--idle S] [--smoke] [--verbose]
-// --smoke: 1 agent, 4 passes, 1 s idle, no baseline; for the ctest that keeps it from rotting.
+// Usage: see --help. --smoke (1 agent, 4 passes, 1 s idle, no baseline) is for the ctest that
+// keeps it from rotting.
 // Exits 1 if an event was lost or a process failed.
 #include <fcntl.h>
 #include <grpcpp/grpcpp.h>
@@ -86,6 +86,7 @@
 #include "../tests/support/process.h"
 #include "../tests/support/temp_dir.h"
 #include "bench_report.h"
+#include "flowgate/common/flags.h"
 #include "flowgate/common/netifyd_json.h"
 #include "flowgate/v1/flowgate.grpc.pb.h"
 
@@ -906,32 +907,39 @@ int Run(const Options& options) {
 }  // namespace flowgate::bench
 
 int main(int argc, char** argv) {
+  using flowgate::FlagParser;
+  using flowgate::Status;
   flowgate::bench::Options options;
-  for (int i = 1; i < argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--smoke") {
-      options.smoke = true;
-      options.agents = 1;
-      options.seconds = 2;
-      options.passes = 4;
-      options.idle_seconds = 1;
-    } else if (arg == "--verbose") {
-      options.verbose = true;
-    } else if (arg == "--agents" && i + 1 < argc) {
-      options.agents = std::max(1, std::atoi(argv[++i]));
-    } else if (arg == "--idle" && i + 1 < argc) {
-      options.idle_seconds = std::max(0, std::atoi(argv[++i]));
-    } else if (arg == "--passes" && i + 1 < argc) {
-      options.passes = std::max(1, std::atoi(argv[++i]));
-    } else if (arg == "--seconds" && i + 1 < argc) {
-      options.seconds = std::max(2, std::atoi(argv[++i]));
-    } else {
-      std::fprintf(
-          stderr,
-          "usage: %s [--agents N] [--passes P] [--seconds S] [--idle S] [--smoke] [--verbose]\n",
-          argv[0]);
-      return 2;
-    }
+  uint64_t agents = 4, passes = 20, seconds = 60, idle_seconds = 5;
+  FlagParser flags(
+      "flowgate_e2e_bench",
+      "flowgate_e2e_bench [--agents N] [--passes P] [--seconds S] [--idle S] [--smoke] "
+      "[--verbose]",
+      "The whole fleet path with the real binaries (issue 8): one flowgate-gateway, N agents\n"
+      "replaying the reference captures at full speed, 4 JSON socket readers and 2 gRPC\n"
+      "subscribers, and a probe agent in real time for latency. Prints events/s stored and\n"
+      "delivered, latency, CPU per million events, memory and the loss checks as JSON lines\n"
+      "(bench/bench_report.h); exits 1 if an event was lost or a process failed.");
+  flags.AddUint("agents", "N", "Load agents", &agents, 1, 64);
+  flags.AddUint("passes", "P", "Passes over the captures per agent, at most", &passes, 1, 10'000);
+  flags.AddUint("seconds", "S", "Seconds of replay, at most", &seconds, 2, 86'400);
+  flags.AddUint("idle", "S", "Seconds of the probe alone before the load", &idle_seconds, 0, 3600);
+  flags.AddSwitch("smoke", "", "1 agent, 4 passes, 1 s idle, no baseline (for the ctest)",
+                  [&] { options.smoke = true; });
+  flags.AddSwitch("verbose", "", "Print the agents' logs", [&] { options.verbose = true; });
+  if (std::optional<int> exit_code =
+          flowgate::ParseMainFlags(flags, argc, argv, [] { return Status::Ok(); })) {
+    return *exit_code;
+  }
+  options.agents = static_cast<int>(agents);
+  options.passes = static_cast<int>(passes);
+  options.seconds = static_cast<int>(seconds);
+  options.idle_seconds = static_cast<int>(idle_seconds);
+  if (options.smoke) {
+    options.agents = 1;
+    options.seconds = 2;
+    options.passes = 4;
+    options.idle_seconds = 1;
   }
   return flowgate::bench::Run(options);
 }

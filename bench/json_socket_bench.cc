@@ -17,12 +17,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "api/json_socket_server.h"
 #include "bench_report.h"
+#include "flowgate/common/flags.h"
 #include "flowgate/common/log.h"
 #include "flowgate/common/netifyd_json.h"
 
@@ -194,11 +196,21 @@ RunResult EncodeOnly(int messages) {
 }
 
 int Main(int argc, char** argv) {
-  int messages = 200'000, repeats = 5;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (std::strcmp(argv[i], "--messages") == 0) messages = std::max(1000, std::atoi(argv[i + 1]));
-    if (std::strcmp(argv[i], "--repeats") == 0) repeats = std::max(1, std::atoi(argv[i + 1]));
+  uint64_t messages_flag = 200'000, repeats_flag = 5;
+  FlagParser flag_parser(
+      "flowgate_json_bench", "flowgate_json_bench [--messages N] [--repeats N]",
+      "The gateway's JSON socket (issue 6): encoded flow events delivered to 1 and to 16\n"
+      "readers over a Unix socket, beside encoding alone, and what a reader that never reads\n"
+      "costs another. Prints one JSON object per figure on stdout (bench/bench_report.h).");
+  flag_parser.AddUint("messages", "N", "Messages per run (16 readers get a quarter)",
+                      &messages_flag, 1000, 100'000'000);
+  flag_parser.AddUint("repeats", "N", "Runs per figure (the median is reported)", &repeats_flag, 1,
+                      1000);
+  if (std::optional<int> exit_code =
+          ParseMainFlags(flag_parser, argc, argv, [] { return Status::Ok(); })) {
+    return *exit_code;
   }
+  const int messages = static_cast<int>(messages_flag), repeats = static_cast<int>(repeats_flag);
   SetLogLevel(LogLevel::kWarning);
   constexpr size_t kNoDrops = 1ull << 30;  // readers here must not lose anything
   std::vector<double> encode, encode_cpu, one, sixteen, one_alone, one_with_stalled, one_cpu,

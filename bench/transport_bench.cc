@@ -17,13 +17,16 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
 #include "bench_report.h"
 #include "export/gateway_client.h"
 #include "flowgate/common/envelope_codec.h"
+#include "flowgate/common/flags.h"
 #include "flowgate/common/identity.h"
 #include "flowgate/storage/flow_store.h"
 #include "ingest/agent_listener.h"
@@ -273,24 +276,21 @@ double RunRawRocks(const std::vector<std::vector<v1::Event>>& events, int agents
   return written / seconds;
 }
 
-// For profiling one part alone: FLOWGATE_BENCH_ONLY=raw|store|transport runs just that
-// part, once per agent count (FLOWGATE_BENCH_AGENTS=1 or 4 picks one), and prints its rate.
-int ProfileOnly(const std::string& part, const std::vector<std::vector<v1::Event>>& events) {
-  const char* agents_env = std::getenv("FLOWGATE_BENCH_AGENTS");
+// For profiling one part alone (--only raw|store|transport): runs just that part, once per
+// agent count (or only `agents_only`'s), and prints its rate.
+int ProfileOnly(const std::string& part, uint64_t agents_only,
+                const std::vector<std::vector<v1::Event>>& events) {
   for (int agents : {1, 4}) {
-    if (agents_env != nullptr && std::to_string(agents) != agents_env) continue;
+    if (agents_only != 0 && static_cast<uint64_t>(agents) != agents_only) continue;
     double rate = 0, append_cpu_us = 0, process_cpu_us = 0;
     if (part == "raw") {
       rate = RunRawRocks(events, agents, &process_cpu_us);
     } else if (part == "store") {
       rate = RunStoreOnly(events, agents, 16, &append_cpu_us);
-    } else if (part == "transport") {
+    } else {
       const TransportRun run = RunTransport(agents, events);
       rate = run.events_per_s;
       process_cpu_us = run.process_cpu_us_per_event;
-    } else {
-      std::fprintf(stderr, "transport_bench: FLOWGATE_BENCH_ONLY is raw, store or transport\n");
-      return 2;
     }
     std::fprintf(stderr, "%s %d agent: %.0f events/s", part.c_str(), agents, rate);
     if (append_cpu_us != 0) std::fprintf(stderr, ", AppendBatch %.3f CPU us/event", append_cpu_us);
@@ -300,10 +300,42 @@ int ProfileOnly(const std::string& part, const std::vector<std::vector<v1::Event
   return 0;
 }
 
-int Main() {
+int Main(int argc, char** argv) {
+  std::string only;
+  uint64_t agents_only = 0;
+  FlagParser flag_parser(
+      "flowgate_transport_bench", "flowgate_transport_bench [--only PART [--agents N]]",
+      "Transport benchmarks (issue 4): events/s from 1 and from 4 agents through the gateway\n"
+      "(ZeroMQ over loopback TCP, acknowledged once durable in RocksDB), beside raw RocksDB\n"
+      "write batches of the same records in the same run (target: 0.5 of them, and 300,000\n"
+      "events/s), CPU per event, and send-to-acknowledgement latency flat out and at half\n"
+      "load. Prints one JSON object per figure on stdout (bench/bench_report.h).");
+  flag_parser.AddOption(
+      "only", "", "PART", "Run one part alone, e.g. to profile it: raw, store or transport",
+      [&](std::string_view value) {
+        if (value != "raw" && value != "store" && value != "transport") {
+          return Status::InvalidArgument("--only is raw, store or transport, not '" +
+                                         std::string(value) + "'");
+        }
+        only = value;
+        return Status::Ok();
+      });
+  flag_parser.AddUint("agents", "N", "With --only: just 1 or just 4 agents (default: both)",
+                      &agents_only, 1, 4);
+  if (std::optional<int> exit_code = ParseMainFlags(flag_parser, argc, argv, [&] {
+        if (agents_only != 0 && agents_only != 1 && agents_only != 4) {
+          return Status::InvalidArgument("--agents is 1 or 4");
+        }
+        if (agents_only != 0 && only.empty()) {
+          return Status::InvalidArgument("--agents goes with --only");
+        }
+        return Status::Ok();
+      })) {
+    return *exit_code;
+  }
   std::vector<std::vector<v1::Event>> events;
   for (int a = 0; a < 4; ++a) events.push_back(MakeEvents(kEventsPerAgent, a));
-  if (const char* only = std::getenv("FLOWGATE_BENCH_ONLY")) return ProfileOnly(only, events);
+  if (!only.empty()) return ProfileOnly(only, agents_only, events);
   std::fprintf(stderr,
                "%llu events per agent, batches of %u, median of %d runs; plain text over "
                "loopback TCP, store without fsync (acknowledged batches survive kill -9)\n",
@@ -361,4 +393,4 @@ int Main() {
 }  // namespace
 }  // namespace flowgate::bench
 
-int main() { return flowgate::bench::Main(); }
+int main(int argc, char** argv) { return flowgate::bench::Main(argc, argv); }

@@ -283,6 +283,24 @@ TEST_F(PipelineTest, GatewayRejectsBadInputClearly) {
   EXPECT_NE(help.out.find("--json-socket"), std::string::npos);
 }
 
+// The benchmarks are run by hand too (to profile one part, at another scale): a typo in a
+// flag must not quietly run the default hours-long suite.
+TEST_F(PipelineTest, BenchmarksPrintHelpAndRefuseUnknownFlags) {
+  for (const std::string name :
+       {"flowgate_bench", "flowgate_json_bench", "flowgate_transport_bench",
+        "flowgate_history_bench", "flowgate_e2e_bench", "flowgate_clickhouse_bench"}) {
+    SCOPED_TRACE(name);
+    const std::string bench = BinaryPath(name);
+    CommandResult help = RunCommand({bench, "--help"});
+    EXPECT_EQ(help.exit_code, 0) << help.err;
+    EXPECT_EQ(help.out.rfind("Usage: " + name, 0), 0u) << help.out;
+    ExpectCleanFailure(RunCommand({bench, "--bogus"}), "unknown flag '--bogus'");
+  }
+  ExpectCleanFailure(RunCommand({BinaryPath("flowgate_bench"), "--repeats", "0"}), "--repeats");
+  ExpectCleanFailure(RunCommand({BinaryPath("flowgate_transport_bench"), "--only", "wire"}),
+                     "--only is raw, store or transport");
+}
+
 TEST_F(PipelineTest, CliPrintsHelp) {
   CommandResult help = RunCommand({BinaryPath("flowgate"), "--help"});
   EXPECT_EQ(help.exit_code, 0);
