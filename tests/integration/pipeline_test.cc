@@ -298,7 +298,7 @@ TEST_F(PipelineTest, BenchmarksPrintHelpAndRefuseUnknownFlags) {
   }
   ExpectCleanFailure(RunCommand({BinaryPath("flowgate_bench"), "--repeats", "0"}), "--repeats");
   ExpectCleanFailure(RunCommand({BinaryPath("flowgate_transport_bench"), "--only", "wire"}),
-                     "--only is raw, store or transport");
+                     "--only is raw, writes, store or transport");
 }
 
 TEST_F(PipelineTest, CliPrintsHelp) {
