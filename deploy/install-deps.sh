@@ -19,6 +19,8 @@ BUILD_PACKAGES=(
   libmicrohttpd-dev
   # the ClickHouse store talks to ClickHouse's HTTP interface
   libcurl4-openssl-dev
+  # the gateway's allocator (FLOWGATE_JEMALLOC in CMakeLists.txt)
+  libjemalloc-dev
 )
 # What the tests, the fuzzers, the demo and development add.
 TEST_PACKAGES=(

@@ -283,6 +283,20 @@ TEST_F(PipelineTest, GatewayRejectsBadInputClearly) {
   EXPECT_NE(help.out.find("--json-socket"), std::string::npos);
 }
 
+// The gateway's CPU per event depends on its allocator (FLOWGATE_JEMALLOC in
+// CMakeLists.txt): an operator reads which one it runs on in its startup line.
+TEST_F(PipelineTest, GatewayNamesItsAllocatorWhenReady) {
+  Gateway gateway(dir_.Sub("data"), dir_.Sub("g.sock"));
+  ASSERT_TRUE(gateway.ready()) << gateway.log();
+#if FLOWGATE_GATEWAY_JEMALLOC
+  EXPECT_NE(gateway.log().find("ready (allocator: jemalloc 5."), std::string::npos)
+      << gateway.log();
+#else
+  EXPECT_NE(gateway.log().find("ready (allocator: glibc malloc)"), std::string::npos)
+      << gateway.log();
+#endif
+}
+
 // The benchmarks are run by hand too (to profile one part, at another scale): a typo in a
 // flag must not quietly run the default hours-long suite.
 TEST_F(PipelineTest, BenchmarksPrintHelpAndRefuseUnknownFlags) {
