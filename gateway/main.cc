@@ -34,6 +34,7 @@ void RateLimitedProtobufLog(google::protobuf::LogLevel level, const char* filena
                                                         : flowgate::LogLevel::kWarning,
               text);
 }
+
 // Which malloc the gateway runs on, for its startup line: its CPU per event depends on it
 // (see FLOWGATE_JEMALLOC in CMakeLists.txt).
 std::string AllocatorName() {

@@ -298,7 +298,7 @@ TEST_F(PipelineTest, GatewayNamesItsAllocatorWhenReady) {
 }
 
 // The benchmarks are run by hand too (to profile one part, at another scale): a typo in a
-// flag must not quietly run the default hours-long suite.
+// flag must not quietly run the whole default benchmark instead.
 TEST_F(PipelineTest, BenchmarksPrintHelpAndRefuseUnknownFlags) {
   for (const std::string name :
        {"flowgate_bench", "flowgate_json_bench", "flowgate_transport_bench",
