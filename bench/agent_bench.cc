@@ -283,8 +283,7 @@ int Main(int argc, char** argv) {
                       1000);
   flag_parser.AddUint("flows", "N", "Concurrent flows for the memory figure", &flows_flag, 1,
                       100'000'000);
-  if (std::optional<int> exit_code =
-          ParseMainFlags(flag_parser, argc, argv, [] { return Status::Ok(); })) {
+  if (std::optional<int> exit_code = ParseMainFlags(flag_parser, argc, argv)) {
     return *exit_code;
   }
   const auto rounds = static_cast<uint32_t>(rounds_flag);

@@ -279,8 +279,7 @@ int Main(int argc, char** argv) {
       "0.7 of it); and Top over 24 hours from ClickHouse's rollups beside the RocksDB store's.\n"
       "Prints one JSON object per figure on stdout (bench/bench_report.h); without\n"
       "clickhouse-server it says so and reports nothing.");
-  if (std::optional<int> exit_code =
-          ParseMainFlags(flag_parser, argc, argv, [] { return Status::Ok(); })) {
+  if (std::optional<int> exit_code = ParseMainFlags(flag_parser, argc, argv)) {
     return *exit_code;
   }
   if (!ClickHouseCluster::Installed()) {

@@ -908,7 +908,6 @@ int Run(const Options& options) {
 
 int main(int argc, char** argv) {
   using flowgate::FlagParser;
-  using flowgate::Status;
   flowgate::bench::Options options;
   uint64_t agents = 4, passes = 20, seconds = 60, idle_seconds = 5;
   FlagParser flags(
@@ -927,8 +926,7 @@ int main(int argc, char** argv) {
   flags.AddSwitch("smoke", "", "1 agent, 4 passes, 1 s idle, no baseline (for the ctest)",
                   [&] { options.smoke = true; });
   flags.AddSwitch("verbose", "", "Print the agents' logs", [&] { options.verbose = true; });
-  if (std::optional<int> exit_code =
-          flowgate::ParseMainFlags(flags, argc, argv, [] { return Status::Ok(); })) {
+  if (std::optional<int> exit_code = flowgate::ParseMainFlags(flags, argc, argv)) {
     return *exit_code;
   }
   options.agents = static_cast<int>(agents);

@@ -152,8 +152,7 @@ int Main(int argc, char** argv) {
       "store", "", "DIR",
       "Keep the store in DIR; reuse it if it holds --flows flows (default: a temporary one)",
       &kept_store);
-  if (std::optional<int> exit_code =
-          ParseMainFlags(flag_parser, argc, argv, [] { return Status::Ok(); })) {
+  if (std::optional<int> exit_code = ParseMainFlags(flag_parser, argc, argv)) {
     return *exit_code;
   }
   const int repeats = static_cast<int>(repeats_flag);

@@ -6,7 +6,6 @@
 // run's rate is messages delivered to every reader divided by the time until the last one
 // has them (messages a reader lost count against it). Figures are medians of --repeats runs.
 // The machine is shared, so each run also reports the process's CPU time per message.
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -114,15 +113,6 @@ void ReadFrames(int fd, std::atomic<size_t>* received) {
   received->fetch_add(count - 2);  // neither the welcome frame nor the end marker
 }
 
-// CPU seconds used by the whole process (every thread, user and system) so far. Other
-// helpers load the machine, so wall-clock rates swing; CPU per message is steadier.
-double ProcessCpuSeconds() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  const auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec * 1e-6; };
-  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
-}
-
 struct RunResult {
   double messages_per_s = 0;      // delivered to every reader
   double cpu_us_per_message = 0;  // process CPU (encode, server, readers) per published message
@@ -206,8 +196,7 @@ int Main(int argc, char** argv) {
                       &messages_flag, 1000, 100'000'000);
   flag_parser.AddUint("repeats", "N", "Runs per figure (the median is reported)", &repeats_flag, 1,
                       1000);
-  if (std::optional<int> exit_code =
-          ParseMainFlags(flag_parser, argc, argv, [] { return Status::Ok(); })) {
+  if (std::optional<int> exit_code = ParseMainFlags(flag_parser, argc, argv)) {
     return *exit_code;
   }
   const int messages = static_cast<int>(messages_flag), repeats = static_cast<int>(repeats_flag);

@@ -90,13 +90,13 @@ class FlagParser {
 };
 
 // The front of every flowgate main(): parses argv; for --help prints Help() to stdout and
-// returns 0; for a bad command line (an unknown flag, a bad value, what `validate` rejects,
-// a positional argument when none is allowed) prints "PROGRAM: problem" on stderr and
+// returns 0; for a bad command line (an unknown flag, a bad value, what `validate` (if any)
+// rejects, a positional argument when none is allowed) prints "PROGRAM: problem" on stderr and
 // returns 2. With --check-config (see AddConfigFile) it validates as for a run, prints
 // "PROGRAM: configuration OK" and returns 0, or prints every problem and returns 2.
 // Returns nullopt when the program should go on.
 std::optional<int> ParseMainFlags(FlagParser& flags, int argc, const char* const* argv,
-                                  const std::function<Status()>& validate,
+                                  const std::function<Status()>& validate = {},
                                   bool allow_positional = false);
 
 // Parses `250ms`, `15s`, `5m`, `2h`, `7d` (or a bare number of seconds) into milliseconds.
