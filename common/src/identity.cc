@@ -45,6 +45,7 @@ ProcessUsage CurrentProcessUsage() {
   out.cpu_user_s = static_cast<double>(usage.ru_utime.tv_sec) + usage.ru_utime.tv_usec / 1e6;
   out.cpu_system_s = static_cast<double>(usage.ru_stime.tv_sec) + usage.ru_stime.tv_usec / 1e6;
   out.maxrss_kb = static_cast<uint64_t>(usage.ru_maxrss);
+  out.minor_faults = static_cast<uint64_t>(usage.ru_minflt);
   std::ifstream statm("/proc/self/statm");
   uint64_t size_pages = 0, resident_pages = 0;
   if (statm >> size_pages >> resident_pages) {

@@ -2,6 +2,7 @@
 #include "flowgate/common/identity.h"
 
 #include <gtest/gtest.h>
+#include <sys/mman.h>
 
 #include <regex>
 
@@ -27,6 +28,21 @@ TEST(IdentityTest, HexLowerWithAndWithoutSeparator) {
   EXPECT_EQ(text, "00");
   AssignHexLower(bytes, 0, ':', &text);
   EXPECT_EQ(text, "");
+}
+
+TEST(IdentityTest, ProcessUsageCountsFirstTouchesOfFreshMemory) {
+  constexpr size_t kBytes = 8u << 20;
+  void* memory =
+      ::mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_NE(memory, MAP_FAILED);
+  const ProcessUsage before = CurrentProcessUsage();
+  auto* bytes = static_cast<volatile char*>(memory);
+  for (size_t at = 0; at < kBytes; at += 4096) bytes[at] = 1;
+  const ProcessUsage after = CurrentProcessUsage();
+  ::munmap(memory, kBytes);
+  // 2048 faults with 4 KiB pages; at least 4 even if the kernel backs it with huge pages.
+  EXPECT_GE(after.minor_faults - before.minor_faults, 4u);
+  EXPECT_GT(after.resident_bytes, 0u);
 }
 
 }  // namespace

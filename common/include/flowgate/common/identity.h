@@ -21,6 +21,7 @@ struct ProcessUsage {
   double cpu_system_s = 0;
   uint64_t maxrss_kb = 0;
   uint64_t resident_bytes = 0;  // now (/proc/self/statm); 0 when unknown
+  uint64_t minor_faults = 0;    // page faults served without I/O, since the process started
 };
 ProcessUsage CurrentProcessUsage();
 
