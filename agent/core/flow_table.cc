@@ -3,7 +3,7 @@
 #include "flowgate/common/identity.h"
 
 #include <netinet/in.h>
-#include <openssl/evp.h>
+#include <openssl/sha.h>
 
 #include <algorithm>
 #include <bit>
@@ -29,13 +29,6 @@ int Rank(AddressClass c) {
     default:
       return 0;  // multicast and broadcast are never "our" side
   }
-}
-
-// OpenSSL 3 looks EVP_sha1() up again on every use, which costs more than the hash itself:
-// fetched once, kept for the process's life.
-const EVP_MD* Sha1() {
-  static EVP_MD* const kSha1 = EVP_MD_fetch(nullptr, "SHA1", nullptr);
-  return kSha1;
 }
 
 // Spreads FlowKeyHash's value over the index (its low bits alone also pick the worker, so
@@ -134,12 +127,17 @@ void FlowTable::IdleList::Remove(Flow* flow) {
 
 FlowTable::FlowTable(FlowTableOptions options, const LocalNetworks& local_networks,
                      classify::NdpiModule& ndpi, EventSink& sink)
-    : options_(std::move(options)),
-      local_networks_(local_networks),
-      ndpi_(ndpi),
-      sink_(sink),
-      digest_context_(EVP_MD_CTX_new(), EVP_MD_CTX_free) {
+    : options_(std::move(options)), local_networks_(local_networks), ndpi_(ndpi), sink_(sink) {
   if (options_.interfaces.empty()) options_.interfaces.push_back(FlowInterface{});
+  const char nul = '\0';
+  for (const FlowInterface& interface : options_.interfaces) {
+    SHA_CTX& prefix = digest_prefixes_.emplace_back();
+    SHA1_Init(&prefix);
+    SHA1_Update(&prefix, options_.agent_id.data(), options_.agent_id.size());
+    SHA1_Update(&prefix, &nul, 1);
+    SHA1_Update(&prefix, interface.name.data(), interface.name.size());
+    SHA1_Update(&prefix, &nul, 1);
+  }
   // Small tables (tests, fuzzing) get small chunks; ids stay below 2^32 either way.
   const size_t chunk = std::bit_ceil(std::clamp<size_t>(options_.max_flows, 1, kMaxChunkFlows));
   chunk_shift_ = static_cast<uint32_t>(std::countr_zero(chunk));
@@ -213,9 +211,10 @@ void FlowTable::IndexErase(uint32_t id, uint32_t hash) {
 void FlowTable::SetDigest(Flow& flow, std::string* digest_hex) {
   if (!flow.has_digest) {
     // Once per flow, kept: every event of the flow carries it, and SHA-1 with its input
-    // costs more than the 20 bytes.
+    // costs more than the 20 bytes. OpenSSL's SHA1_* calls, deprecated in 3.0 for the EVP
+    // interface, are used on purpose: EVP's dispatch and context handling cost the worker
+    // more than the hash itself, and EVP cannot start cheaply from a salted state.
     const FlowKey& key = flow.key;
-    const std::string& interface = options_.interfaces[key.interface_index].name;
     const size_t address_bytes = key.ip_version == 6 ? 16 : 4;
     const uint8_t head[8] = {key.ip_version,
                              key.ip_protocol,
@@ -225,18 +224,11 @@ void FlowTable::SetDigest(Flow& flow, std::string* digest_hex) {
                              static_cast<uint8_t>(key.lower_port),
                              static_cast<uint8_t>(key.upper_port >> 8),
                              static_cast<uint8_t>(key.upper_port)};
-    const char nul = '\0';
-    EVP_MD_CTX* context = digest_context_.get();
-    unsigned int length = 0;
-    EVP_DigestInit_ex2(context, Sha1(), nullptr);
-    EVP_DigestUpdate(context, options_.agent_id.data(), options_.agent_id.size());
-    EVP_DigestUpdate(context, &nul, 1);
-    EVP_DigestUpdate(context, interface.data(), interface.size());
-    EVP_DigestUpdate(context, &nul, 1);
-    EVP_DigestUpdate(context, head, sizeof head);
-    EVP_DigestUpdate(context, key.lower.bytes, address_bytes);
-    EVP_DigestUpdate(context, key.upper.bytes, address_bytes);
-    EVP_DigestFinal_ex(context, flow.digest, &length);
+    SHA_CTX context = digest_prefixes_[key.interface_index];
+    SHA1_Update(&context, head, sizeof head);
+    SHA1_Update(&context, key.lower.bytes, address_bytes);
+    SHA1_Update(&context, key.upper.bytes, address_bytes);
+    SHA1_Final(flow.digest, &context);
     flow.has_digest = true;
   }
   AssignHexLower(flow.digest, kDigestBytes, '\0', digest_hex);

@@ -6,8 +6,6 @@
 // tables of different workers never share a flow.
 #pragma once
 
-#include <openssl/types.h>
-
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -17,6 +15,8 @@
 #include "classify/ndpi_classifier.h"
 #include "core/local_networks.h"
 #include "export/event_sink.h"
+
+struct SHAstate_st;  // OpenSSL's SHA_CTX
 
 namespace flowgate::agent {
 
@@ -138,7 +138,9 @@ class FlowTable {
   v1::Event flow_event_;
   v1::Event stats_event_;
   v1::Event purge_event_;
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> digest_context_;
+  // Per interface, SHA-1 already fed with the digest's salt (agent id and interface name):
+  // a flow's digest starts from a copy and hashes only its key.
+  std::vector<SHAstate_st> digest_prefixes_;
 };
 
 }  // namespace flowgate::agent

@@ -210,22 +210,28 @@ TEST_F(FlowTableTest, FlowEventNamesBothEndsAndPrecedesItsPurgeWithTheSameDigest
   EXPECT_EQ(events[1].flow_purge().flow().digest(), m.digest());
 }
 
-TEST_F(FlowTableTest, DigestDependsOnAgentAndFlowOnly) {
-  auto digest_of = [&](const std::string& agent_id, const Endpoint& client) {
+TEST_F(FlowTableTest, DigestDependsOnAgentInterfaceAndFlowOnly) {
+  auto digest_of = [&](const std::string& agent_id, const Endpoint& client,
+                       uint8_t interface_index) {
     RecordingSink sink;
     FlowTableOptions options = Options();
     options.agent_id = agent_id;
+    options.interfaces = {{"eth-test", true}, {"eth-other", false}};
     FlowTable table(options, local_, *ndpi_, sink);
     const Bytes frame = Frame(client, kServer, false, 0, kPayload);
-    table.OnPacket(Decode(frame), kStartUs, static_cast<uint32_t>(frame.size()));
+    table.OnPacket(Decode(frame), kStartUs, static_cast<uint32_t>(frame.size()), interface_index);
     table.PurgeAll(v1::PURGE_REASON_TERMINATED);
     return sink.Purges().at(0).flow().digest();
   };
-  EXPECT_EQ(digest_of("a", kClient), digest_of("a", kClient));
-  EXPECT_NE(digest_of("a", kClient), digest_of("b", kClient));
+  // SHA-1 of "a\0eth-test\0", then version, protocol, VLAN and the ordered ports and
+  // addresses (computed apart, with Python's hashlib): digests must not change between
+  // versions, or a flow's history would split in two.
+  EXPECT_EQ(digest_of("a", kClient, 0), "3881c3edc766d292f54a18961b0aee02252713b3");
+  EXPECT_EQ(digest_of("a", kClient, 1), "f1fa43cfb0c684f7cdabbd80b91ec8cd11761067");
+  EXPECT_NE(digest_of("a", kClient, 0), digest_of("b", kClient, 0));
   Endpoint other_port = kClient;
   other_port.port = 40001;
-  EXPECT_NE(digest_of("a", kClient), digest_of("a", other_port));
+  EXPECT_NE(digest_of("a", kClient, 0), digest_of("a", other_port, 0));
 }
 
 TEST_F(FlowTableTest, IdleFlowsArePurgedAsExpiredOrClosed) {
