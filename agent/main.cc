@@ -5,6 +5,7 @@
 
 #include "core/agent_app.h"
 #include "flowgate/common/flags.h"
+#include "flowgate/common/utf8.h"
 
 int main(int argc, char** argv) {
   using namespace flowgate;
@@ -123,6 +124,15 @@ int main(int argc, char** argv) {
     }
     if (options.failover_after_ms == 0) {
       return Status::InvalidArgument("--failover-after must be more than 0");
+    }
+    // They travel in every batch and event, as protobuf strings that must be UTF-8.
+    if (!IsValidUtf8(options.name)) return Status::InvalidArgument("--name is not UTF-8 text");
+    if (!IsValidUtf8(options.site)) return Status::InvalidArgument("--site is not UTF-8 text");
+    for (const agent::CaptureInterface& interface : options.interfaces) {
+      if (!IsValidUtf8(interface.name)) {
+        return Status::InvalidArgument("interface '" + ValidUtf8(interface.name) +
+                                       "': its name is not UTF-8 text");
+      }
     }
     if (!options.gateways.empty() && !options.plaintext &&
         (options.key_file.empty() || options.gateway_key_file.empty())) {

@@ -1,6 +1,7 @@
 #include "classify/ndpi_classifier.h"
 
 #include "flowgate/common/identity.h"
+#include "flowgate/common/utf8.h"
 
 #include <ndpi/ndpi_api.h>
 #include <netinet/in.h>
@@ -32,14 +33,17 @@ bool AllZero(const uint8_t* bytes, size_t length) {
   return std::all_of(bytes, bytes + length, [](uint8_t b) { return b == 0; });
 }
 
-// nDPI's fixed-size char arrays are NUL-terminated, but hostile traffic is not to be
-// trusted with that: never read past the array.
+// Text nDPI copied out of a packet is the packet's bytes: made valid UTF-8 (what event
+// strings must be; see utf8.h). nDPI's fixed-size char arrays are NUL-terminated, but
+// hostile traffic is not to be trusted with that: never read past the array.
 template <size_t N>
 std::string FromArray(const char (&text)[N]) {
-  return std::string(text, strnlen(text, N));
+  return ValidUtf8(std::string_view(text, strnlen(text, N)));
 }
 
-std::string FromPointer(const char* text) { return text == nullptr ? std::string() : text; }
+std::string FromPointer(const char* text) {
+  return text == nullptr ? std::string() : ValidUtf8(text);
+}
 
 // The common name out of a distinguished name such as "C=US, O=Google, CN=*.google.com".
 std::string CommonName(const std::string& dn) {
@@ -103,6 +107,17 @@ Result<std::unique_ptr<NdpiModule>> NdpiModule::Create(const ClassifierOptions& 
     }
   }
   ndpi_finalize_initialization(module->raw());
+  // Every flow event carries these names as they are (no copy per event), and an event
+  // string that is not UTF-8 would get the agent's batches refused: a bad name is a bad
+  // protocols file.
+  for (u_int id = 0; id < ndpi_get_num_supported_protocols(module->raw()); ++id) {
+    const char* name = ProtocolNameOf(module->raw(), static_cast<uint16_t>(id));
+    if (!IsValidUtf8(name)) {
+      return Status::InvalidArgument("nDPI protocols file '" + options.protos_file +
+                                     "' names protocol " + std::to_string(id) +
+                                     " with text that is not UTF-8: " + ValidUtf8(name));
+    }
+  }
   return module;
 }
 

@@ -27,6 +27,7 @@
 #include "flowgate/common/log.h"
 #include "flowgate/common/metrics.h"
 #include "flowgate/common/netifyd_json.h"
+#include "flowgate/common/utf8.h"
 
 namespace flowgate::agent {
 namespace {
@@ -307,7 +308,7 @@ class Agent {
           capture::OpenCaptureFile(path, options_.capture);
       if (!source.ok()) return source.status();
       c->source = std::move(source).value();
-      c->name = c->source->name();
+      c->name = ValidUtf8(c->source->name());  // a file name may be any bytes
       c->counters.emplace(c->source->link_type());
       captures_.push_back(std::move(c));
     }

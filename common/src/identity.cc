@@ -1,6 +1,7 @@
 #include "flowgate/common/identity.h"
 
 #include "flowgate/common/netifyd_json.h"
+#include "flowgate/common/utf8.h"
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -35,7 +36,7 @@ std::string MakeUuid() {
 std::string HostName() {
   char name[256] = {};
   if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "unknown";
-  return name;
+  return ValidUtf8(name);  // it names agents in events, whose strings must be UTF-8
 }
 
 ProcessUsage CurrentProcessUsage() {

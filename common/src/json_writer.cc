@@ -1,5 +1,7 @@
 #include "json_writer.h"
 
+#include "flowgate/common/utf8.h"
+
 #include <bit>
 #include <cmath>
 
@@ -54,33 +56,6 @@ size_t PlainPrefixLength(const char* text, size_t size) {
   }
   while (i < size && IsPlain(static_cast<unsigned char>(text[i]))) ++i;
   return i;
-}
-
-// Length of the valid UTF-8 sequence starting at `s[i]`, or 0 if it is not valid
-// (overlong forms, surrogates and code points past U+10FFFF are invalid).
-size_t Utf8SequenceLength(std::string_view s, size_t i) {
-  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
-  const unsigned char c = byte(i);
-  size_t length;
-  uint32_t min_code;
-  uint32_t code;
-  if (c < 0x80) return 1;
-  if ((c & 0xe0) == 0xc0) {
-    length = 2, min_code = 0x80, code = c & 0x1f;
-  } else if ((c & 0xf0) == 0xe0) {
-    length = 3, min_code = 0x800, code = c & 0x0f;
-  } else if ((c & 0xf8) == 0xf0) {
-    length = 4, min_code = 0x10000, code = c & 0x07;
-  } else {
-    return 0;
-  }
-  if (i + length > s.size()) return 0;
-  for (size_t k = 1; k < length; ++k) {
-    if ((byte(i + k) & 0xc0) != 0x80) return 0;
-    code = (code << 6) | (byte(i + k) & 0x3f);
-  }
-  if (code < min_code || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return 0;
-  return length;
 }
 
 }  // namespace

@@ -1,12 +1,14 @@
 // libFuzzer target over the agent's packet path: link-layer decoding (every link type the
 // agent accepts), fragment tracking, the flow table and nDPI. Hostile frames must never
-// crash, hang or read out of bounds; they are decoded or counted as discarded.
+// crash, hang or read out of bounds; they are decoded or counted as discarded, and what
+// the agent makes of them must still be deliverable.
 //
 // Input: byte 0 picks the link type; then frames, each a 2-byte big-endian length and
 // that many bytes (a short last frame is taken as it is, like a snaplen-cut packet).
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "capture/packet_decoder.h"
 #include "classify/ndpi_classifier.h"
@@ -21,14 +23,18 @@ using namespace flowgate;
 // Link types as pcap_datalink() reports them, plus one the decoder does not know.
 constexpr int kLinkTypes[] = {1, 0, 12, 14, 101, 108, 113, 228, 229, 276, 147};
 
-// Encodes nothing, but touches every event so that building them runs too.
-class CountingSink final : public agent::EventSink {
+// Every event must reach the gateway: it serializes and parses back, as the gateway parses
+// it (proto3 refuses strings that are not UTF-8, and with them the agent's whole batch).
+class DeliverableSink final : public agent::EventSink {
  public:
-  void Emit(const v1::Event& event) override { bytes_ += event.ByteSizeLong(); }
+  void Emit(const v1::Event& event) override {
+    if (!event.SerializeToString(&bytes_) || !parsed_.ParseFromString(bytes_)) __builtin_trap();
+  }
   Status Flush(uint64_t) override { return Status::Ok(); }
 
  private:
-  size_t bytes_ = 0;
+  std::string bytes_;
+  v1::Event parsed_;
 };
 
 struct World {
@@ -45,7 +51,7 @@ struct World {
   }
   std::unique_ptr<classify::NdpiModule> ndpi;
   agent::LocalNetworks local;
-  CountingSink sink;
+  DeliverableSink sink;
 };
 
 }  // namespace

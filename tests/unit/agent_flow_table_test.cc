@@ -7,6 +7,8 @@
 
 #include <array>
 #include <cstdint>
+#include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -20,12 +22,13 @@
 #include "core/local_networks.h"
 #include "core/worker.h"
 #include "export/event_sink.h"
+#include "flowgate/common/envelope_codec.h"
 
 namespace flowgate::agent {
 namespace {
 
 constexpr int kEthernet = 1;  // DLT_EN10MB
-constexpr uint8_t kFin = 0x01, kSyn = 0x02, kAck = 0x10;
+constexpr uint8_t kFin = 0x01, kSyn = 0x02, kPsh = 0x08, kAck = 0x10;
 constexpr uint64_t kStartUs = 1'700'000'000'000'000ULL;
 
 using Bytes = std::vector<uint8_t>;
@@ -232,6 +235,70 @@ TEST_F(FlowTableTest, DigestDependsOnAgentInterfaceAndFlowOnly) {
   Endpoint other_port = kClient;
   other_port.port = 40001;
   EXPECT_NE(digest_of("a", kClient, 0), digest_of("a", other_port, 0));
+}
+
+// Text nDPI copies out of packets (URL, user agent, host names, certificate fields, ...) is
+// whatever bytes the packet held. Events are proto3, whose strings must be UTF-8: one
+// invalid byte made the gateway refuse the agent's whole batch (up to 512 events of other
+// flows) as malformed. Such bytes become U+FFFD, as the JSON stream shows them.
+TEST_F(FlowTableTest, TextFromPacketsIsValidUtf8SoBatchesStayDeliverable) {
+  Make();
+  const std::string request =
+      "GET /caf\xe9?q=\xff\xfe HTTP/1.1\r\nHost: www.ex\xe4mple.com\r\n"
+      "User-Agent: agent\x80\xc0/1.0\r\nAccept: */*\r\n\r\n";
+  const Endpoint server{{198, 51, 100, 80}, 80, 0x20};
+  // nDPI dissects a TCP payload only in sequence after the handshake.
+  auto send = [&](const Endpoint& from, const Endpoint& to, uint8_t flags, uint32_t seq,
+                  uint32_t ack, const std::string& payload) {
+    Bytes frame = Frame(from, to, /*tcp=*/true, flags, Bytes(payload.begin(), payload.end()));
+    for (int b = 0; b < 4; ++b) {
+      frame[38 + b] = static_cast<uint8_t>(seq >> (24 - 8 * b));
+      frame[42 + b] = static_cast<uint8_t>(ack >> (24 - 8 * b));
+    }
+    table_->OnPacket(Decode(frame), kStartUs, static_cast<uint32_t>(frame.size()));
+  };
+  send(kClient, server, kSyn, 100, 0, "");
+  send(server, kClient, kSyn | kAck, 500, 101, "");
+  send(kClient, server, kAck, 101, 501, "");
+  send(kClient, server, kAck | kPsh, 101, 501, request);
+  table_->PurgeAll(v1::PURGE_REASON_TERMINATED);
+
+  const std::vector<v1::FlowEvent> flows = sink_.Flows();
+  ASSERT_FALSE(flows.empty());
+  const v1::FlowMetadata& m = flows.back().flow();
+  ASSERT_EQ(m.detected_protocol_name(), "HTTP") << "the request must reach nDPI's HTTP dissector";
+  EXPECT_EQ(m.http().url(), "www.ex\uFFFDmple.com/caf\uFFFD?q=\uFFFD\uFFFD");
+  EXPECT_EQ(m.http().user_agent(), "agent\uFFFD\uFFFD/1.0");
+  EXPECT_EQ(m.host_server_name(), "www.ex\uFFFDmple.com");
+
+  // What the gateway does with the agent's batch: it parses, nothing refused.
+  v1::Envelope batch;
+  batch.set_version(v1::PROTOCOL_VERSION_1);
+  batch.mutable_agent()->set_id("agent");
+  batch.mutable_agent()->set_boot_id("boot");
+  batch.set_sequence(1);
+  std::string frame;
+  ASSERT_TRUE(batch.SerializeToString(&frame));
+  for (const v1::Event& event : sink_.events()) AppendEnvelopeEventField(event, &frame);
+  v1::Envelope decoded;
+  const DecodeResult result = DecodeEnvelope(frame, 1 << 20, &decoded);
+  EXPECT_TRUE(result.ok()) << result.error;
+  EXPECT_EQ(decoded.events_size(), static_cast<int>(sink_.events().size()));
+}
+
+TEST(NdpiModuleTest, RefusesProtocolNamesThatAreNotUtf8) {
+  const std::string path = ::testing::TempDir() + "/flowgate-protos-latin1.txt";
+  {
+    std::ofstream file(path, std::ios::binary);
+    file << "tcp:4242@Caf\xe9\n";
+  }
+  classify::ClassifierOptions options;
+  options.protos_file = path;
+  auto module = classify::NdpiModule::Create(options);
+  std::remove(path.c_str());
+  ASSERT_FALSE(module.ok());
+  EXPECT_NE(module.status().message().find("not UTF-8: Caf\uFFFD"), std::string::npos)
+      << module.status().message();
 }
 
 TEST_F(FlowTableTest, IdleFlowsArePurgedAsExpiredOrClosed) {
