@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: install what is missing, build with warnings as
 # errors, run the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer, fuzz the
-# decoders for a bounded time, then run every test (unit and integration, real binaries on
+# decoders and the filter language for a bounded time, then run every test (unit and integration, real binaries on
 # loopback) in a normal build.
 #
 # Environment: FLOWGATE_TESTDATA (default: ../shared/testdata beside the checkout),
@@ -34,6 +34,12 @@ cmake --build build-fuzz -j "$jobs" --target flowgate_fuzz_envelope
 mkdir -p build-fuzz/envelope_corpus
 build-fuzz/bin/flowgate_fuzz_envelope -max_total_time=20 -timeout=10 -rss_limit_mb=2048 \
   -print_final_stats=1 build-fuzz/envelope_corpus tests/fuzz/envelope_corpus
+
+echo "== fuzz: filter language (libFuzzer under ASan+UBSan, 20 s)"
+cmake --build build-fuzz -j "$jobs" --target flowgate_fuzz_filter
+mkdir -p build-fuzz/filter_corpus
+build-fuzz/bin/flowgate_fuzz_filter -max_total_time=20 -timeout=10 -rss_limit_mb=2048 \
+  -print_final_stats=1 build-fuzz/filter_corpus tests/fuzz/filter_corpus
 
 # Last, so that the suite's closing line is ctest's summary of every test.
 echo "== release build: every test"
