@@ -290,7 +290,8 @@ class Agent {
           "events for the gateway: " + std::to_string(t.events_acked) + " acknowledged, " +
               std::to_string(t.events_dropped) + " dropped from a full spool, " +
               std::to_string(t.queue_dropped) + " dropped from a full send queue, " +
-              std::to_string(t.events_sent) + " sent at least once" +
+              std::to_string(t.events_sent) + " sent at least once, " +
+              std::to_string(t.batches_rejected) + " batches refused by the gateway" +
               (options_.gateways.size() > 1
                    ? ", " + std::to_string(t.failovers) + " failovers, last to " + t.gateway
                    : std::string()));

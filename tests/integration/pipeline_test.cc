@@ -267,6 +267,7 @@ TEST_F(PipelineTest, TextThatIsNotUtf8ReachesTheGatewayAsReplacementCharacters) 
   EXPECT_EQ(flow["http"].value("user_agent", ""), "bot\uFFFD/1") << flow;
   EXPECT_EQ(flow.value("host_server_name", ""), "www.ex\uFFFDmple.com") << flow;
   EXPECT_EQ(gateway.log().find("refused"), std::string::npos) << gateway.log();
+  EXPECT_NE(agent.err.find(", 0 batches refused by the gateway"), std::string::npos) << agent.err;
 }
 
 // Bad input: a one-line error naming the problem, a non-zero exit, promptly.
