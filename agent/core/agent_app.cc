@@ -776,7 +776,7 @@ class Agent {
         }
         info->set_state(c->state);
         info->set_reopens(c->reopens);
-        info->set_last_error(c->last_error);
+        info->set_last_error(ValidUtf8(c->last_error));  // libpcap's text, whatever it holds
       }
     }
     previous_usage_ = usage;
