@@ -11,10 +11,11 @@
 
 #include "../support/gateway_process.h"
 #include "../support/netifyd_stream.h"
-#include "../support/pcap_file.h"
 #include "../support/process.h"
 #include "../support/temp_dir.h"
+#include "conversation.h"
 #include "flowgate/storage/flow_store.h"
+#include "pcap_writer.h"
 
 namespace flowgate::testing {
 namespace {
@@ -207,48 +208,27 @@ TEST_F(PipelineTest, JsonOutGivesTheSameFlowsAsTheGateway) {
   }
 }
 
-// One TCP segment of a flow between 10.0.0.2:40000 (client) and 192.0.2.80:80, as an
-// Ethernet/IPv4 frame.
-std::string HttpFlowFrame(bool from_client, uint8_t tcp_flags, uint32_t seq, uint32_t ack,
-                          const std::string& payload) {
-  const uint8_t client[4] = {10, 0, 0, 2}, server[4] = {192, 0, 2, 80};
-  const uint16_t client_port = 40000, server_port = 80;
-  const size_t total = 20 + 20 + payload.size();
-  std::string f = {2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00};
-  f += {0x45, 0, static_cast<char>(total >> 8), static_cast<char>(total), 0, 1, 0, 0, 64, 6, 0, 0};
-  f.append(reinterpret_cast<const char*>(from_client ? client : server), 4);
-  f.append(reinterpret_cast<const char*>(from_client ? server : client), 4);
-  auto put16 = [&](uint16_t v) { f += {static_cast<char>(v >> 8), static_cast<char>(v)}; };
-  auto put32 = [&](uint32_t v) { put16(static_cast<uint16_t>(v >> 16)), put16(v & 0xffff); };
-  put16(from_client ? client_port : server_port);
-  put16(from_client ? server_port : client_port);
-  put32(seq);
-  put32(ack);
-  f += {
-      0x50, static_cast<char>(tcp_flags), static_cast<char>(0xff), static_cast<char>(0xff), 0, 0, 0,
-      0};
-  return f + payload;
-}
-
 // A hostile HTTP request (Latin-1 and stray bytes in the URL, user agent and host) must
 // not cost the agent's batch: events are proto3 and the gateway refused the whole batch
 // when a string was not UTF-8. The text arrives with U+FFFD for each bad byte.
 TEST_F(PipelineTest, TextThatIsNotUtf8ReachesTheGatewayAsReplacementCharacters) {
   const std::string request =
       "GET /caf\xe9?q=\xff HTTP/1.1\r\nHost: www.ex\xe4mple.com\r\nUser-Agent: bot\x80/1\r\n\r\n";
-  constexpr uint8_t kSyn = 0x02, kPsh = 0x08, kAck = 0x10;
-  const std::vector<std::string> frames = {
-      HttpFlowFrame(true, kSyn, 100, 0, ""), HttpFlowFrame(false, kSyn | kAck, 500, 101, ""),
-      HttpFlowFrame(true, kAck, 101, 501, ""), HttpFlowFrame(true, kAck | kPsh, 101, 501, request)};
-  std::string pcap = PcapFileHeader();
-  for (size_t i = 0; i < frames.size(); ++i) {
-    const auto length = static_cast<uint32_t>(frames[i].size());
-    const PcapRecordHeader header{1'700'000'000, static_cast<uint32_t>(i * 1000), length, length};
-    pcap.append(reinterpret_cast<const char*>(&header), sizeof header);
-    pcap += frames[i];
-  }
+  trafficgen::Rng rng(1);
+  trafficgen::FrameList frames;
+  trafficgen::TcpConversation http({{2, 0, 0, 0, 0, 2}, trafficgen::Ipv4(10, 0, 0, 2), 40000},
+                                   {{2, 0, 0, 0, 0, 1}, trafficgen::Ipv4(192, 0, 2, 80), 80},
+                                   {1'700'000'000'000'000, 20'000}, rng, frames);
+  http.Open();
+  http.ClientSends(std::span(reinterpret_cast<const uint8_t*>(request.data()), request.size()));
+  http.Close();
   const std::string capture = dir_.Sub("latin1-http.pcap");
-  std::ofstream(capture, std::ios::binary) << pcap;
+  Result<trafficgen::PcapWriter> writer = trafficgen::PcapWriter::Open(capture);
+  ASSERT_TRUE(writer.ok()) << writer.status().message();
+  for (const trafficgen::TimedFrame& frame : frames) {
+    ASSERT_TRUE(writer->Write(frame.time_us, frame.frame).ok());
+  }
+  ASSERT_TRUE(writer->Close().ok());
 
   const std::string socket_path = dir_.Sub("flowgate.sock");
   Gateway gateway(dir_.Sub("data"), socket_path);

@@ -40,9 +40,10 @@ struct Endpoint {
   uint8_t mac_last = 0;  // MAC 02:00:00:00:00:<mac_last>
 };
 
-// An Ethernet/IPv4 frame from `from` to `to`: UDP, or TCP with `tcp_flags` when `tcp`.
+// An Ethernet/IPv4 frame from `from` to `to`: UDP, or TCP with `tcp_flags`, `seq` and `ack`
+// when `tcp`.
 Bytes Frame(const Endpoint& from, const Endpoint& to, bool tcp, uint8_t tcp_flags,
-            const Bytes& payload) {
+            const Bytes& payload, uint32_t seq = 1, uint32_t ack = 0) {
   Bytes f = {0x02, 0, 0, 0, 0, to.mac_last, 0x02, 0, 0, 0, 0, from.mac_last, 0x08, 0x00};
   const size_t l4_header = tcp ? 20 : 8;
   const size_t total = 20 + l4_header + payload.size();
@@ -71,7 +72,10 @@ Bytes Frame(const Endpoint& from, const Endpoint& to, bool tcp, uint8_t tcp_flag
                        static_cast<uint8_t>(to.port >> 8), static_cast<uint8_t>(to.port)};
   f.insert(f.end(), ports.begin(), ports.end());
   if (tcp) {
-    const Bytes rest = {0, 0, 0, 1, 0, 0, 0, 0, 0x50, tcp_flags, 0xff, 0xff, 0, 0, 0, 0};
+    for (uint32_t word : {seq, ack}) {
+      for (int shift = 24; shift >= 0; shift -= 8) f.push_back(static_cast<uint8_t>(word >> shift));
+    }
+    const Bytes rest = {0x50, tcp_flags, 0xff, 0xff, 0, 0, 0, 0};
     f.insert(f.end(), rest.begin(), rest.end());
   } else {
     const size_t udp_length = 8 + payload.size();
@@ -250,11 +254,8 @@ TEST_F(FlowTableTest, TextFromPacketsIsValidUtf8SoBatchesStayDeliverable) {
   // nDPI dissects a TCP payload only in sequence after the handshake.
   auto send = [&](const Endpoint& from, const Endpoint& to, uint8_t flags, uint32_t seq,
                   uint32_t ack, const std::string& payload) {
-    Bytes frame = Frame(from, to, /*tcp=*/true, flags, Bytes(payload.begin(), payload.end()));
-    for (int b = 0; b < 4; ++b) {
-      frame[38 + b] = static_cast<uint8_t>(seq >> (24 - 8 * b));
-      frame[42 + b] = static_cast<uint8_t>(ack >> (24 - 8 * b));
-    }
+    const Bytes frame =
+        Frame(from, to, /*tcp=*/true, flags, Bytes(payload.begin(), payload.end()), seq, ack);
     table_->OnPacket(Decode(frame), kStartUs, static_cast<uint32_t>(frame.size()));
   };
   send(kClient, server, kSyn, 100, 0, "");
