@@ -409,21 +409,14 @@ int Main(int argc, char** argv) {
                static_cast<unsigned long long>(kEventsPerAgent), kBatchEvents, kRepeats);
   for (int agents : {1, 4}) {
     std::vector<double> transport, raw, writes, store_only, latencies;
-    std::vector<double> transport_cpu, raw_cpu, writes_cpu;
-    std::vector<double> transport_faults, raw_faults, writes_faults;
+    std::vector<ProcessCost> transport_cost, raw_cost, writes_cost;
     for (int i = 0; i < kRepeats; ++i) {  // alternated: each part in the same state of the host
-      ProcessCost raw_cost, writes_cost;
-      raw.push_back(RunRawRocks(events, agents, &raw_cost));
-      raw_cpu.push_back(raw_cost.cpu_us_per_event);
-      raw_faults.push_back(raw_cost.page_faults_per_1k_events);
-      writes.push_back(RunStoreWritesOnly(events, agents, &writes_cost));
-      writes_cpu.push_back(writes_cost.cpu_us_per_event);
-      writes_faults.push_back(writes_cost.page_faults_per_1k_events);
+      raw.push_back(RunRawRocks(events, agents, &raw_cost.emplace_back()));
+      writes.push_back(RunStoreWritesOnly(events, agents, &writes_cost.emplace_back()));
       store_only.push_back(RunStoreOnly(events, agents, 16));
       TransportRun run = RunTransport(agents, events);
       transport.push_back(run.events_per_s);
-      transport_cpu.push_back(run.cost.cpu_us_per_event);
-      transport_faults.push_back(run.cost.page_faults_per_1k_events);
+      transport_cost.push_back(run.cost);
       latencies.insert(latencies.end(), run.latencies_ms.begin(), run.latencies_ms.end());
     }
     const std::string n = std::to_string(agents);
@@ -439,32 +432,33 @@ int Main(int argc, char** argv) {
             std::nullopt, writes_name, Median(writes), std::nullopt});
     Report({"transport_durable_events_per_s_" + n + "_agent", Median(transport), "events/s", true,
             300'000.0, writes_name, Median(writes), 0.5});
+    // One cost per event of the three, each beside the one before: the raw log rows, the
+    // store's writes, the transport.
+    auto report_cost = [&](const std::string& metric, const std::string& unit,
+                           double ProcessCost::*field) {
+      auto median = [&](const std::vector<ProcessCost>& costs) {
+        std::vector<double> values;
+        for (const ProcessCost& cost : costs) values.push_back(cost.*field);
+        return Median(values);
+      };
+      const std::string raw_cost_name = "rocksdb_raw_write_batch_" + metric + "_" + n + "_agent";
+      const std::string writes_cost_name =
+          "rocksdb_store_write_batches_" + metric + "_" + n + "_agent";
+      Report({raw_cost_name, median(raw_cost), unit, false, std::nullopt, "", 0, std::nullopt});
+      Report({writes_cost_name, median(writes_cost), unit, false, std::nullopt, raw_cost_name,
+              median(raw_cost), std::nullopt});
+      Report({"transport_durable_" + metric + "_" + n + "_agent", median(transport_cost), unit,
+              false, std::nullopt, writes_cost_name, median(writes_cost), std::nullopt});
+    };
     // What an event costs in CPU, agents included, beside the raw writes' (their writing
     // thread and RocksDB's flushes): how much more work an event is, apart from how that
     // work spreads over the cores.
-    const std::string raw_cpu_name = "rocksdb_raw_write_batch_cpu_us_per_event_" + n + "_agent";
-    const std::string writes_cpu_name =
-        "rocksdb_store_write_batches_cpu_us_per_event_" + n + "_agent";
-    Report({raw_cpu_name, Median(raw_cpu), "us", false, std::nullopt, "", 0, std::nullopt});
-    Report({writes_cpu_name, Median(writes_cpu), "us", false, std::nullopt, raw_cpu_name,
-            Median(raw_cpu), std::nullopt});
-    Report({"transport_durable_cpu_us_per_event_" + n + "_agent", Median(transport_cpu), "us",
-            false, std::nullopt, writes_cpu_name, Median(writes_cpu), std::nullopt});
+    report_cost("cpu_us_per_event", "us", &ProcessCost::cpu_us_per_event);
     // Part of that CPU: first touches of fresh memory, mostly memtables filled from nothing
     // in a window this short. The store-writes baseline touches far fewer (most likely its
     // memtables reuse the pages its prepared batches free as they are written: preparing
     // and writing in turn, as the store-only run does, touches over four times as many).
-    const std::string raw_faults_name =
-        "rocksdb_raw_write_batch_page_faults_per_1k_events_" + n + "_agent";
-    const std::string writes_faults_name =
-        "rocksdb_store_write_batches_page_faults_per_1k_events_" + n + "_agent";
-    Report(
-        {raw_faults_name, Median(raw_faults), "faults", false, std::nullopt, "", 0, std::nullopt});
-    Report({writes_faults_name, Median(writes_faults), "faults", false, std::nullopt,
-            raw_faults_name, Median(raw_faults), std::nullopt});
-    Report({"transport_durable_page_faults_per_1k_events_" + n + "_agent", Median(transport_faults),
-            "faults", false, std::nullopt, writes_faults_name, Median(writes_faults),
-            std::nullopt});
+    report_cost("page_faults_per_1k_events", "faults", &ProcessCost::page_faults_per_1k_events);
     // Flat out, a batch waits behind the whole window of every agent (64 batches each), so
     // these say how deep the queue is, not how quick delivery is...
     if (!latencies.empty()) {
