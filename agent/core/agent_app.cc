@@ -27,6 +27,7 @@
 #include "flowgate/common/log.h"
 #include "flowgate/common/metrics.h"
 #include "flowgate/common/netifyd_json.h"
+#include "flowgate/common/thread_name.h"
 #include "flowgate/common/utf8.h"
 
 namespace flowgate::agent {
@@ -251,9 +252,15 @@ class Agent {
     }
 
     std::vector<std::thread> worker_threads, capture_threads;
-    for (auto& worker : workers_) worker_threads.emplace_back([&w = *worker] { w.Run(); });
+    for (size_t i = 0; i < workers_.size(); ++i) {
+      worker_threads.emplace_back([&w = *workers_[i], i] {
+        NameThisThread("worker-" + std::to_string(i));
+        w.Run();
+      });
+    }
     for (size_t i = 0; i < captures_.size(); ++i) {
       capture_threads.emplace_back([this, i] {
+        NameThisThread("capture-" + std::to_string(i));
         Status status = CaptureLoop(*captures_[i], static_cast<uint8_t>(i));
         {
           std::lock_guard lock(captures_[i]->mutex);

@@ -20,6 +20,7 @@
 
 #include "flowgate/common/envelope_codec.h"
 #include "flowgate/common/log.h"
+#include "flowgate/common/thread_name.h"
 #include "flowgate/v1/transport.pb.h"
 
 namespace flowgate::agent {
@@ -110,7 +111,10 @@ class GatewayClient::Impl {
     FLOWGATE_RETURN_IF_ERROR(RestoreSpool());
     std::promise<Status> started;
     std::future<Status> result = started.get_future();
-    thread_ = std::thread([this, &started] { Run(&started); });
+    thread_ = std::thread([this, &started] {
+      NameThisThread("delivery");
+      Run(&started);
+    });
     Status status = result.get();
     if (!status.ok()) thread_.join();
     return status;

@@ -11,7 +11,6 @@
 #include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -36,6 +35,7 @@
 #include "flowgate/common/flags.h"
 #include "flowgate/common/inet_address.h"
 #include "flowgate/common/log.h"
+#include "flowgate/common/thread_name.h"
 
 namespace flowgate::gateway {
 namespace {
@@ -508,7 +508,7 @@ std::vector<JsonClientStats> JsonSocketServerImpl::client_stats() const {
 }
 
 void JsonSocketServerImpl::Run() {
-  pthread_setname_np(pthread_self(), "json-socket");
+  NameThisThread("json-socket");
   std::vector<pollfd> fds;
   std::vector<Client*> polled;  // polled[i] belongs to fds[1 + listeners + i]
   std::vector<std::string> drop_messages;

@@ -13,6 +13,7 @@
 #include "flowgate/common/curve_keys.h"
 #include "flowgate/common/envelope_codec.h"
 #include "flowgate/common/log.h"
+#include "flowgate/common/thread_name.h"
 
 namespace flowgate::gateway {
 namespace {
@@ -46,7 +47,10 @@ class ZmqAgentListener final : public AgentListener {
       } catch (const zmq::error_t& e) {
         return Status::Internal(std::string("cannot start the ZAP handler: ") + e.what());
       }
-      zap_thread_ = std::thread([this] { RunZap(); });
+      zap_thread_ = std::thread([this] {
+        NameThisThread("ingest-zap");
+        RunZap();
+      });
     }
     try {
       socket_.set(zmq::sockopt::linger, 0);
@@ -75,9 +79,18 @@ class ZmqAgentListener final : public AgentListener {
       return Status::Internal(std::string("cannot set up the ingest threads: ") + e.what());
     }
     // The sockets were made on this thread; from here each is used by one thread only.
-    store_thread_ = std::thread([this] { RunPrepare(); });
-    commit_thread_ = std::thread([this] { RunCommit(); });
-    thread_ = std::thread([this] { Run(); });
+    store_thread_ = std::thread([this] {
+      NameThisThread("ingest-prepare");
+      RunPrepare();
+    });
+    commit_thread_ = std::thread([this] {
+      NameThisThread("ingest-commit");
+      RunCommit();
+    });
+    thread_ = std::thread([this] {
+      NameThisThread("ingest-socket");
+      Run();
+    });
     return Status::Ok();
   }
 

@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include "flowgate/common/log.h"
+#include "flowgate/common/thread_name.h"
 
 namespace flowgate::storage {
 namespace {
@@ -25,7 +26,10 @@ Retention::Retention(const RetentionOptions& options, FlowStore& store)
     : options_(options), store_(store) {
   stats_.retained_from_ms = store_.retained_from_ms();
   if (options_.max_age_ms != 0 || options_.max_disk_bytes != 0) {
-    thread_ = std::thread([this] { Run(); });
+    thread_ = std::thread([this] {
+      NameThisThread("retention");
+      Run();
+    });
   }
 }
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <regex>
+#include <set>
 
 #include "../support/gateway_process.h"
 #include "../support/netifyd_stream.h"
@@ -342,6 +343,23 @@ TEST_F(PipelineTest, GatewayNamesItsAllocatorWhenReady) {
   EXPECT_NE(gateway.log().find("ready (allocator: glibc malloc)"), std::string::npos)
       << gateway.log();
 #endif
+}
+
+// Operators look at a busy gateway with `top -H` or perf: each ingest stage shows by name.
+TEST_F(PipelineTest, GatewayThreadsAreNamedByTheirStage) {
+  Gateway gateway(dir_.Sub("data"), dir_.Sub("g.sock"));
+  ASSERT_TRUE(gateway.ready()) << gateway.log();
+  std::set<std::string> names;
+  const std::string tasks = "/proc/" + std::to_string(gateway.pid()) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name)) names.insert(name);
+  }
+  for (const std::string stage :
+       {"ingest-socket", "ingest-prepare", "ingest-commit", "json-socket"}) {
+    EXPECT_TRUE(names.contains(stage)) << stage << " not among the gateway's threads";
+  }
 }
 
 // The benchmarks are run by hand too (to profile one part, at another scale): a typo in a
