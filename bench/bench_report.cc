@@ -1,9 +1,13 @@
 #include "bench_report.h"
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
+#include <thread>
 
 namespace flowgate::bench {
 namespace {
@@ -48,6 +52,51 @@ double CpuClockSeconds(clockid_t clock) {
 }  // namespace
 
 double ThreadCpuSeconds() { return CpuClockSeconds(CLOCK_THREAD_CPUTIME_ID); }
+
+HostSlowSpells MeasureHostSlowSpells(double seconds) {
+  using Clock = std::chrono::steady_clock;
+  const unsigned threads = std::max(1u, std::thread::hardware_concurrency());
+  std::vector<std::vector<Clock::duration>> units(threads);
+  std::atomic<uint64_t> sink{0};
+  const Clock::time_point end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                                   std::chrono::duration<double>(seconds));
+  std::vector<std::thread> workers;
+  for (unsigned t = 0; t < threads; ++t) {
+    workers.emplace_back([&mine = units[t], &sink, end] {
+      constexpr int kStepsPerUnit = 500'000;  // about 1 ms of dependent multiply-adds
+      uint64_t x = 1;
+      for (Clock::time_point start = Clock::now(); start < end;) {
+        for (int i = 0; i < kStepsPerUnit; ++i)
+          x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        const Clock::time_point now = Clock::now();
+        mine.push_back(now - start);
+        start = now;
+      }
+      sink += x;
+    });
+  }
+  for (std::thread& worker : workers) worker.join();
+  HostSlowSpells spells;
+  double lost_s = 0, total_s = 0;
+  for (const std::vector<Clock::duration>& mine : units) {
+    if (mine.empty()) continue;
+    const Clock::duration fastest = *std::min_element(mine.begin(), mine.end());
+    Clock::duration spell{};
+    for (const Clock::duration unit : mine) {
+      total_s += std::chrono::duration<double>(unit).count();
+      if (unit * 2 >= fastest * 3) {
+        spell += unit - fastest;
+        lost_s += std::chrono::duration<double>(unit - fastest).count();
+        spells.longest_lost_ms = std::max(spells.longest_lost_ms,
+                                          std::chrono::duration<double, std::milli>(spell).count());
+      } else {
+        spell = {};
+      }
+    }
+  }
+  if (total_s > 0) spells.lost_fraction = lost_s / total_s;
+  return spells;
+}
 double ProcessCpuSeconds() { return CpuClockSeconds(CLOCK_PROCESS_CPUTIME_ID); }
 
 }  // namespace flowgate::bench

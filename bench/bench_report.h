@@ -35,4 +35,17 @@ double ThreadCpuSeconds();
 // CPU time of the whole process (every thread) so far, in seconds.
 double ProcessCpuSeconds();
 
+// What the machine itself takes from busy threads: one thread per core repeats a fixed
+// piece of arithmetic (about 1 ms at full speed) for `seconds`. On a shared virtual machine
+// the same work periodically takes two to five times as long for a few hundred
+// milliseconds (the host's other tenants; the thread is not descheduled, just slowed), and
+// every latency percentile measured there includes those spells: this is their baseline.
+// A spell is a run of units at least 1.5 times slower than the fastest; what it cost is
+// the time those units took beyond the fastest. Run it with the machine otherwise quiet.
+struct HostSlowSpells {
+  double longest_lost_ms = 0;  // the most time one spell cost any thread
+  double lost_fraction = 0;    // the share of the threads' time lost in spells
+};
+HostSlowSpells MeasureHostSlowSpells(double seconds);
+
 }  // namespace flowgate::bench
