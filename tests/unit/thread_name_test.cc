@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <string_view>
 #include <thread>
 
 namespace flowgate {
@@ -17,27 +18,26 @@ std::string NameOf(pthread_t thread) {
   return name;
 }
 
-TEST(ThreadNameTest, NamesTheCallingThreadOnly) {
-  const std::string before = NameOf(pthread_self());
+// The name a fresh thread has after NameThisThread(name).
+std::string NameOfAThreadNamed(std::string_view name) {
   std::string seen;
   std::thread named([&] {
-    NameThisThread("ingest-commit");
+    NameThisThread(name);
     seen = NameOf(pthread_self());
   });
   named.join();
-  EXPECT_EQ(seen, "ingest-commit");
+  return seen;
+}
+
+TEST(ThreadNameTest, NamesTheCallingThreadOnly) {
+  const std::string before = NameOf(pthread_self());
+  EXPECT_EQ(NameOfAThreadNamed("ingest-commit"), "ingest-commit");
   EXPECT_EQ(NameOf(pthread_self()), before);
 }
 
 // Linux refuses a name of 16 bytes or more outright; the helper keeps its first 15.
 TEST(ThreadNameTest, LongNamesAreCutToWhatTheKernelKeeps) {
-  std::string seen;
-  std::thread named([&] {
-    NameThisThread("a-name-far-longer-than-fifteen-bytes");
-    seen = NameOf(pthread_self());
-  });
-  named.join();
-  EXPECT_EQ(seen, "a-name-far-long");
+  EXPECT_EQ(NameOfAThreadNamed("a-name-far-longer-than-fifteen-bytes"), "a-name-far-long");
 }
 
 }  // namespace
