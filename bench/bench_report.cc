@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <ctime>
 #include <thread>
+#include <vector>
 
 namespace flowgate::bench {
 namespace {
@@ -52,6 +53,7 @@ double CpuClockSeconds(clockid_t clock) {
 }  // namespace
 
 double ThreadCpuSeconds() { return CpuClockSeconds(CLOCK_THREAD_CPUTIME_ID); }
+double ProcessCpuSeconds() { return CpuClockSeconds(CLOCK_PROCESS_CPUTIME_ID); }
 
 HostSlowSpells MeasureHostSlowSpells(double seconds) {
   using Clock = std::chrono::steady_clock;
@@ -97,6 +99,5 @@ HostSlowSpells MeasureHostSlowSpells(double seconds) {
   if (total_s > 0) spells.lost_fraction = lost_s / total_s;
   return spells;
 }
-double ProcessCpuSeconds() { return CpuClockSeconds(CLOCK_PROCESS_CPUTIME_ID); }
 
 }  // namespace flowgate::bench
