@@ -293,7 +293,7 @@ class Agent {
     Status delivered = sink_->Flush(options_.delivery_timeout_ms);
     if (gateway_client_ != nullptr) {
       const GatewayClientStats t = gateway_client_->stats();
-      Log(delivered.ok() ? LogLevel::kInfo : LogLevel::kWarning, "agent",
+      Log(delivered.ok() && t.batches_rejected == 0 ? LogLevel::kInfo : LogLevel::kWarning, "agent",
           "events for the gateway: " + std::to_string(t.events_acked) + " acknowledged, " +
               std::to_string(t.events_dropped) + " dropped from a full spool, " +
               std::to_string(t.queue_dropped) + " dropped from a full send queue, " +
@@ -302,6 +302,16 @@ class Agent {
               (options_.gateways.size() > 1
                    ? ", " + std::to_string(t.failovers) + " failovers, last to " + t.gateway
                    : std::string()));
+      // Capture files are read to be delivered whole, often by a script: a run that lost
+      // part of them must not end like one that did not. Reading files, the agent waits for
+      // room rather than dropping, so what it can lose is what the gateway refused. (A live
+      // agent reports its losses in agent_status and its metrics as they happen, and being
+      // stopped is no failure.)
+      if (delivered.ok() && t.batches_rejected != 0 && options_.interfaces.empty()) {
+        delivered = Status::DataLoss(
+            std::to_string(t.events_rejected) + " events in " + std::to_string(t.batches_rejected) +
+            " batches were refused by the gateway and are lost (last: " + t.last_rejection + ")");
+      }
     }
     std::lock_guard lock(error_mutex_);
     return first_error_.ok() ? delivered : first_error_;

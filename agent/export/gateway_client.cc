@@ -297,6 +297,7 @@ class GatewayClient::Impl {
       }
     } else if (rejected) {
       ++stats_.batches_rejected;
+      stats_.events_rejected += batch.events;
     } else {
       stats_.events_dropped += batch.events;
     }
@@ -465,10 +466,17 @@ class GatewayClient::Impl {
         case v1::ACK_STATUS_OUT_OF_ORDER:
           OnOutOfOrder(it->second, ack.expected_sequence());
           break;
-        default:
+        default: {
+          const std::string reason =
+              ack.error().empty() ? v1::AckStatus_Name(ack.status()) : ack.error();
           Log(LogLevel::kError, "agent.transport",
-              "gateway rejected batch " + std::to_string(ack.sequence()) + ": " + ack.error());
+              "gateway rejected batch " + std::to_string(ack.sequence()) + ": " + reason);
+          {
+            std::lock_guard lock(mutex_);
+            stats_.last_rejection = reason;
+          }
           Release(it, false, true);
+        }
       }
     }
   }

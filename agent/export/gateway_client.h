@@ -87,6 +87,8 @@ struct GatewayClientStats {
   uint64_t batches_acked = 0;
   uint64_t batches_resent = 0;
   uint64_t batches_rejected = 0;  // refused by the gateway as malformed/too large/unsupported
+  uint64_t events_rejected = 0;   // the events of those batches: lost
+  std::string last_rejection;     // the gateway's reason for the latest refusal
   uint64_t events_sent = 0;
   uint64_t events_acked = 0;
   uint64_t queue_dropped = 0;

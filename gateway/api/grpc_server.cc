@@ -42,6 +42,7 @@ grpc::Status ToGrpc(const Status& status) {
     case StatusCode::kDeadlineExceeded:
       return {grpc::StatusCode::DEADLINE_EXCEEDED, status.message()};
     case StatusCode::kCorruption:
+    case StatusCode::kDataLoss:
       return {grpc::StatusCode::DATA_LOSS, status.message()};
     default:
       return {grpc::StatusCode::INTERNAL, status.message()};

@@ -1,16 +1,21 @@
 // What a fleet's transport must survive (issue 4): an agent killed with SIGKILL (what
 // reached its spool is delivered by its next run, with the original boot id and sequence),
-// and hostile or broken frames (each refused and counted while a real agent's delivery
-// goes on untouched).
+// hostile or broken frames (each refused and counted while a real agent's delivery goes
+// on untouched), and an offline run whose batches a gateway refuses (it fails, saying so).
 #include <signal.h>
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <regex>
+#include <thread>
+
+#include <zmq.hpp>
 
 #include "../support/netns.h"
 #include "../support/prometheus.h"
 #include "../support/test_agent.h"
+#include "flowgate/common/envelope_codec.h"
 #include "transport_support.h"
 
 namespace flowgate::testing::transport {
@@ -162,6 +167,76 @@ TEST_F(TransportResilienceTest, HostileFramesAreRefusedAndCountedOthersContinue)
 // A live capture cannot wait for the gateway: when the spool is full the oldest batches go,
 // counted (agent metrics and status), and the gateway sees the gap; what was kept arrives
 // exactly once. The gateway is frozen (SIGSTOP) while traffic is replayed into a veth pair.
+// Answers every batch as a gateway of a later protocol version would: refused,
+// ACK_STATUS_UNSUPPORTED_VERSION (the real gateway refuses a version it does not speak the
+// same way; there is no later version of it to run).
+class LaterVersionGateway {
+ public:
+  LaterVersionGateway() {
+    socket_.set(zmq::sockopt::linger, 0);
+    socket_.bind("tcp://127.0.0.1:*");
+    endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~LaterVersionGateway() {
+    stopping_ = true;
+    thread_.join();
+  }
+  const std::string& endpoint() const { return endpoint_; }
+  uint64_t refused() const { return refused_.load(); }
+
+ private:
+  void Serve() {
+    while (!stopping_) {
+      zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(50));
+      zmq::message_t routing, payload;
+      if (!socket_.recv(routing, zmq::recv_flags::dontwait) || !routing.more() ||
+          !socket_.recv(payload, zmq::recv_flags::dontwait)) {
+        continue;
+      }
+      v1::Envelope envelope;
+      (void)DecodeEnvelope(
+          std::string_view(static_cast<const char*>(payload.data()), payload.size()), 64u << 20,
+          &envelope);
+      v1::Ack ack;
+      ack.set_status(v1::ACK_STATUS_UNSUPPORTED_VERSION);
+      ack.set_boot_id(envelope.agent().boot_id());
+      ack.set_sequence(envelope.sequence());
+      ack.set_error("protocol version 1 is not supported (this gateway speaks 2)");
+      socket_.send(routing, zmq::send_flags::sndmore);
+      socket_.send(zmq::buffer(ack.SerializeAsString()));
+      ++refused_;
+    }
+  }
+
+  zmq::context_t context_{1};
+  zmq::socket_t socket_{context_, zmq::socket_type::router};
+  std::string endpoint_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<uint64_t> refused_{0};
+  std::thread thread_;
+};
+
+// A capture file is read to be delivered whole, often by a script that checks the exit
+// status: a run whose batches the gateway refused ends in failure, saying what was lost.
+TEST_F(TransportResilienceTest, OfflineRunWhoseBatchesWereRefusedFailsAndSaysWhatWasLost) {
+  const std::string capture = MakeCapture(dir_, "offline.pcap", 300, 31, "5s");
+  LaterVersionGateway gateway;
+  CommandResult run = RunCommand(AgentArgv(capture, gateway.endpoint(), "offline",
+                                           dir_.Sub("agent"), dir_.Sub("offline.json")),
+                                 seconds(120));
+  EXPECT_EQ(run.exit_code, 1) << run.err;
+  const uint64_t produced = Count(JsonOutEvents(dir_.Sub("offline.json")));
+  ASSERT_GT(produced, 0u);
+  const std::string expected = "flowgate-agent: " + std::to_string(produced) + " events in " +
+                               std::to_string(gateway.refused()) +
+                               " batches were refused by the gateway and are lost (last: protocol "
+                               "version 1 is not supported (this gateway speaks 2))";
+  EXPECT_NE(run.err.find(expected), std::string::npos) << "expected: " << expected << "\n"
+                                                       << run.err;
+}
+
 TEST_F(TransportResilienceTest, LiveAgentWithAFullSpoolDropsTheOldestAndCountsThem) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root for network namespaces";
   if (!std::filesystem::exists("/usr/bin/tcpreplay")) GTEST_SKIP() << "tcpreplay missing";

@@ -20,6 +20,7 @@ enum class StatusCode {
   kDeadlineExceeded,  // a bounded wait ran out
   kIoError,           // the operating system or a library failed an operation
   kCorruption,        // stored or received data does not parse
+  kDataLoss,          // data the caller handed over was lost on the way (refused or dropped)
   kInternal,          // a bug: an invariant did not hold
 };
 
@@ -40,6 +41,7 @@ class [[nodiscard]] Status {
   }
   static Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
   static Status Corruption(std::string m) { return {StatusCode::kCorruption, std::move(m)}; }
+  static Status DataLoss(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
   bool ok() const { return code_ == StatusCode::kOk; }
