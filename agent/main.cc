@@ -19,7 +19,8 @@ int main(int argc, char** argv) {
       "flow_purge, agent_status) as a netifyd JSON stream (--json-out) and/or to a flowgate\n"
       "gateway over ZeroMQ (--gateway). At the end of the capture files, or on SIGINT or\n"
       "SIGTERM, the remaining flows are purged as 'terminated' and the agent exits 0 once\n"
-      "the gateway has acknowledged everything.\n\n"
+      "the gateway has acknowledged everything; 1 if it did not within --delivery-timeout\n"
+      "or, reading files, if it refused batches (their events are lost).\n\n"
       "Example: flowgate-agent -r capture.pcap --json-out - | jq -c 'select(.type==\"flow\")'\n"
       "         flowgate-agent -I eth0 -E wan0 --workers 2 --gateway tcp://gw:7151");
   flags.AddOption("read", "r", "FILE", "Read packets from a pcap or pcapng file (repeatable)",
