@@ -164,9 +164,6 @@ TEST_F(TransportResilienceTest, HostileFramesAreRefusedAndCountedOthersContinue)
   EXPECT_TRUE(found) << "the refused agent is not in the registry";
 }
 
-// A live capture cannot wait for the gateway: when the spool is full the oldest batches go,
-// counted (agent metrics and status), and the gateway sees the gap; what was kept arrives
-// exactly once. The gateway is frozen (SIGSTOP) while traffic is replayed into a veth pair.
 // Answers every batch as a gateway of a later protocol version would: refused,
 // ACK_STATUS_UNSUPPORTED_VERSION (the real gateway refuses a version it does not speak the
 // same way; there is no later version of it to run).
@@ -195,10 +192,12 @@ class LaterVersionGateway {
           !socket_.recv(payload, zmq::recv_flags::dontwait)) {
         continue;
       }
+      // Only the header matters (whose batch to refuse); the bound is the gateway's default.
+      constexpr size_t kMaxFrameBytes = 64u << 20;
       v1::Envelope envelope;
       (void)DecodeEnvelope(
-          std::string_view(static_cast<const char*>(payload.data()), payload.size()), 64u << 20,
-          &envelope);
+          std::string_view(static_cast<const char*>(payload.data()), payload.size()),
+          kMaxFrameBytes, &envelope);
       v1::Ack ack;
       ack.set_status(v1::ACK_STATUS_UNSUPPORTED_VERSION);
       ack.set_boot_id(envelope.agent().boot_id());
@@ -237,6 +236,9 @@ TEST_F(TransportResilienceTest, OfflineRunWhoseBatchesWereRefusedFailsAndSaysWha
                                                        << run.err;
 }
 
+// A live capture cannot wait for the gateway: when the spool is full the oldest batches go,
+// counted (agent metrics and status), and the gateway sees the gap; what was kept arrives
+// exactly once. The gateway is frozen (SIGSTOP) while traffic is replayed into a veth pair.
 TEST_F(TransportResilienceTest, LiveAgentWithAFullSpoolDropsTheOldestAndCountsThem) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root for network namespaces";
   if (!std::filesystem::exists("/usr/bin/tcpreplay")) GTEST_SKIP() << "tcpreplay missing";
