@@ -469,25 +469,69 @@ DecodeError DecodeLoopback(bool network_order, const uint8_t* frame, size_t capl
 }  // namespace
 
 std::string IpAddress::ToString() const {
-  char text[INET6_ADDRSTRLEN] = {};
-  if (version == 4) {
-    // By hand: inet_ntop formats IPv4 with sprintf, which costs more than a flow event's
-    // other fields together.
-    char* end = text;
+  std::string text;
+  AssignText(&text);
+  return text;
+}
+
+void IpAddress::AssignText(std::string* out) const {
+  // By hand, not inet_ntop: glibc formats each number with sprintf, which cost more than a
+  // flow event's other fields together. The IPv6 text is inet_ntop's, RFC 5952's.
+  char text[INET6_ADDRSTRLEN];
+  char* end = text;
+  auto put_decimal = [&end](uint8_t b) {
+    if (b >= 100) *end++ = static_cast<char>('0' + b / 100);
+    if (b >= 10) *end++ = static_cast<char>('0' + b / 10 % 10);
+    *end++ = static_cast<char>('0' + b % 10);
+  };
+  auto put_dotted = [&](const uint8_t* four) {
     for (int i = 0; i < 4; ++i) {
       if (i > 0) *end++ = '.';
-      const uint8_t b = bytes[i];
-      if (b >= 100) *end++ = static_cast<char>('0' + b / 100);
-      if (b >= 10) *end++ = static_cast<char>('0' + b / 10 % 10);
-      *end++ = static_cast<char>('0' + b % 10);
+      put_decimal(four[i]);
     }
-    return std::string(text, end);
+  };
+  if (version == 4) {
+    put_dotted(bytes);
   } else if (version == 6) {
-    if (inet_ntop(AF_INET6, bytes, text, sizeof(text)) == nullptr) return {};
-  } else {
-    return {};
+    uint16_t words[8];
+    for (int i = 0; i < 8; ++i)
+      words[i] = static_cast<uint16_t>(bytes[2 * i] << 8 | bytes[2 * i + 1]);
+    // The first longest run of two or more zero words becomes "::".
+    int best = -1, best_length = 0;
+    for (int i = 0; i < 8;) {
+      if (words[i] != 0) {
+        ++i;
+        continue;
+      }
+      int j = i;
+      while (j < 8 && words[j] == 0) ++j;
+      if (j - i > best_length) best = i, best_length = j - i;
+      i = j;
+    }
+    if (best_length < 2) best = -1;
+    constexpr char kDigits[] = "0123456789abcdef";
+    for (int i = 0; i < 8; ++i) {
+      if (best >= 0 && i >= best && i < best + best_length) {
+        if (i == best) *end++ = ':';
+        continue;
+      }
+      if (i > 0) *end++ = ':';
+      // IPv4-compatible (::a.b.c.d) and IPv4-mapped (::ffff:a.b.c.d) addresses end dotted.
+      if (i == 6 && best == 0 && (best_length == 6 || (best_length == 5 && words[5] == 0xffff))) {
+        put_dotted(bytes + 12);
+        break;
+      }
+      bool leading = true;  // no leading zeros: "db8", "0"
+      for (int shift = 12; shift >= 0; shift -= 4) {
+        const int digit = (words[i] >> shift) & 15;
+        if (leading && digit == 0 && shift > 0) continue;
+        leading = false;
+        *end++ = kDigits[digit];
+      }
+    }
+    if (best >= 0 && best + best_length == 8) *end++ = ':';
   }
-  return text;
+  out->assign(text, end);
 }
 
 std::string_view DecodeErrorName(DecodeError error) {

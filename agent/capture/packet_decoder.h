@@ -24,20 +24,40 @@ struct IpAddress {
   uint8_t bytes[16] = {};
   uint8_t version = 0;  // 4 or 6; 0 = unset
 
-  // Inline: the flow table compares keys on every packet.
+  // Inline, a word at a time: the flow table orders and compares keys on every packet, and
+  // a call to memcmp for 4 or 16 bytes cost more than the rest of the key.
   bool operator==(const IpAddress& o) const {
-    return version == o.version &&
-           std::memcmp(bytes, o.bytes, version == 4 ? 4 : sizeof(bytes)) == 0;
+    if (version != o.version) return false;
+    if (version == 4) return Word32(0) == o.Word32(0);
+    return Word64(0) == o.Word64(0) && Word64(8) == o.Word64(8);
   }
   // Defined here rather than in the .cc file: a deduced (auto) return type must be visible
-  // wherever the operator is used. Only the bytes of `version` take part (4 for IPv4).
-  auto operator<=>(const IpAddress& o) const {  // total order: version, then bytes
+  // wherever the operator is used. Total order: version, then the bytes of `version` (4
+  // for IPv4) as unsigned big-endian numbers, which is their order as bytes.
+  auto operator<=>(const IpAddress& o) const {
     if (version != o.version) return version <=> o.version;
-    const int c = std::memcmp(bytes, o.bytes, version == 4 ? 4 : sizeof(bytes));
-    return c <=> 0;
+    if (version == 4) return __builtin_bswap32(Word32(0)) <=> __builtin_bswap32(o.Word32(0));
+    if (Word64(0) != o.Word64(0)) {
+      return __builtin_bswap64(Word64(0)) <=> __builtin_bswap64(o.Word64(0));
+    }
+    return __builtin_bswap64(Word64(8)) <=> __builtin_bswap64(o.Word64(8));
   }
   // "192.0.2.1" or RFC 5952 text for IPv6 ("2001:db8::1").
   std::string ToString() const;
+  // The same into *out, replacing its text but keeping its buffer (for per-event paths).
+  void AssignText(std::string* out) const;
+
+ private:
+  uint32_t Word32(size_t at) const {
+    uint32_t word;
+    std::memcpy(&word, bytes + at, sizeof word);
+    return word;
+  }
+  uint64_t Word64(size_t at) const {
+    uint64_t word;
+    std::memcpy(&word, bytes + at, sizeof word);
+    return word;
+  }
 };
 
 enum class DecodeError {

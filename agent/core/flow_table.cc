@@ -349,8 +349,8 @@ void FlowTable::EmitFlow(Flow& flow, bool updated) {
   m->set_ip_version(key.ip_version);
   m->set_ip_protocol(key.ip_protocol);
   m->set_vlan_id(key.vlan_id);
-  m->set_local_ip(local_ip.ToString());
-  m->set_other_ip(other_ip.ToString());
+  local_ip.AssignText(m->mutable_local_ip());
+  other_ip.AssignText(m->mutable_other_ip());
   m->set_local_port(local == kLower ? key.lower_port : key.upper_port);
   m->set_other_port(local == kLower ? key.upper_port : key.lower_port);
   AssignHexLower(flow.mac[local], 6, ':', m->mutable_local_mac());

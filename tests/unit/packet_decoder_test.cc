@@ -1,6 +1,8 @@
 #include "capture/packet_decoder.h"
 
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -626,6 +628,57 @@ TEST(PacketDecoderTest, IpAddressTextAndOrder) {
   IpAddress v4_as_v6 = v4;
   v4_as_v6.version = 6;
   EXPECT_NE(v4, v4_as_v6);
+}
+
+// The text is written by hand for speed: it must stay inet_ntop's, which every netifyd
+// reader has seen, for every shape of address (zero runs of each length and place,
+// IPv4-mapped and -compatible forms). The order must stay the bytes' order.
+TEST(PacketDecoderTest, IpAddressTextAndOrderAgreeWithLibc) {
+  std::mt19937 random(5952);
+  std::vector<IpAddress> addresses;
+  auto v6_of_words = [](const uint16_t(&words)[8]) {
+    IpAddress a;
+    a.version = 6;
+    for (int i = 0; i < 8; ++i) {
+      a.bytes[2 * i] = static_cast<uint8_t>(words[i] >> 8);
+      a.bytes[2 * i + 1] = static_cast<uint8_t>(words[i]);
+    }
+    return a;
+  };
+  // Every pattern of zero and non-zero words, with non-zero values of each digit count.
+  const uint16_t kValues[] = {0x1, 0xab, 0xdb8, 0xffff, 0x1000};
+  for (uint32_t mask = 0; mask < 256; ++mask) {
+    uint16_t words[8];
+    for (int i = 0; i < 8; ++i) words[i] = (mask >> i & 1) ? kValues[(mask + i) % 5] : 0;
+    addresses.push_back(v6_of_words(words));
+  }
+  for (uint16_t fifth : {0x0000, 0xffff, 0xfffe}) {  // ::a.b.c.d, ::ffff:a.b.c.d, neither
+    const uint16_t words[8] = {0, 0, 0, 0, 0, fifth, 0xc000, 0x0201};
+    addresses.push_back(v6_of_words(words));
+  }
+  for (int i = 0; i < 2000; ++i) {
+    IpAddress a;
+    a.version = (i % 3 == 0) ? 4 : 6;
+    for (uint8_t& b : a.bytes) b = (random() % 3 == 0) ? 0 : static_cast<uint8_t>(random());
+    addresses.push_back(a);
+  }
+  for (const IpAddress& a : addresses) {
+    char expected[INET6_ADDRSTRLEN];
+    ASSERT_NE(inet_ntop(a.version == 4 ? AF_INET : AF_INET6, a.bytes, expected, sizeof expected),
+              nullptr);
+    std::string text = "a previous, longer text in the buffer";
+    a.AssignText(&text);
+    EXPECT_EQ(text, expected);
+    EXPECT_EQ(a.ToString(), expected);
+  }
+  for (size_t i = 1; i < addresses.size(); ++i) {
+    const IpAddress& a = addresses[i - 1];
+    const IpAddress& b = addresses[i];
+    if (a.version != b.version) continue;
+    const int bytes_order = std::memcmp(a.bytes, b.bytes, a.version == 4 ? 4 : 16);
+    EXPECT_EQ(a < b, bytes_order < 0) << a.ToString() << " " << b.ToString();
+    EXPECT_EQ(a == b, bytes_order == 0) << a.ToString() << " " << b.ToString();
+  }
 }
 
 TEST(PacketDecoderTest, DecodeErrorNamesAreDistinct) {
