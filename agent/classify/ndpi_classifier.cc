@@ -18,10 +18,16 @@
 namespace flowgate::classify {
 namespace {
 
-std::string Hex16(uint16_t value) {
-  char text[8];
-  std::snprintf(text, sizeof text, "0x%04x", value);
-  return text;
+// "0x0303": by hand, snprintf cost more than the rest of the TLS fields.
+void AssignHex16(uint16_t value, std::string* out) {
+  constexpr char kDigits[] = "0123456789abcdef";
+  const char text[6] = {'0',
+                        'x',
+                        kDigits[value >> 12],
+                        kDigits[(value >> 8) & 15],
+                        kDigits[(value >> 4) & 15],
+                        kDigits[value & 15]};
+  out->assign(text, sizeof text);
 }
 
 const char* ProtocolNameOf(ndpi_detection_module_struct* module, uint16_t id) {
@@ -34,23 +40,32 @@ bool AllZero(const uint8_t* bytes, size_t length) {
 }
 
 // Text nDPI copied out of a packet is the packet's bytes: made valid UTF-8 (what event
-// strings must be; see utf8.h). nDPI's fixed-size char arrays are NUL-terminated, but
-// hostile traffic is not to be trusted with that: never read past the array.
+// strings must be; see utf8.h), straight into the reused message's string. nDPI's
+// fixed-size char arrays are NUL-terminated, but hostile traffic is not to be trusted with
+// that: never read past the array.
 template <size_t N>
-std::string FromArray(const char (&text)[N]) {
-  return ValidUtf8(std::string_view(text, strnlen(text, N)));
+void AssignText(const char (&text)[N], std::string* out) {
+  AssignValidUtf8(std::string_view(text, strnlen(text, N)), out);
 }
 
-std::string FromPointer(const char* text) {
-  return text == nullptr ? std::string() : ValidUtf8(text);
+void AssignText(const char* text, std::string* out) {
+  if (text == nullptr) {
+    out->clear();
+  } else {
+    AssignValidUtf8(text, out);
+  }
 }
 
 // The common name out of a distinguished name such as "C=US, O=Google, CN=*.google.com".
-std::string CommonName(const std::string& dn) {
-  size_t at = dn.find("CN=");
-  if (at == std::string::npos) return {};
-  size_t end = dn.find(',', at);
-  return dn.substr(at + 3, end == std::string::npos ? std::string::npos : end - at - 3);
+void AssignCommonName(std::string_view dn, std::string* out) {
+  const size_t at = dn.find("CN=");
+  if (at == std::string_view::npos) {
+    out->clear();
+    return;
+  }
+  const size_t end = dn.find(',', at);
+  out->assign(
+      dn.substr(at + 3, end == std::string_view::npos ? std::string_view::npos : end - at - 3));
 }
 
 bool Is(const ndpi_protocol& p, uint16_t id) {
@@ -64,24 +79,97 @@ bool UsesTlsState(const ndpi_protocol& p) {
          Is(p, NDPI_PROTOCOL_MAIL_SMTPS);
 }
 
+// `ssl` is empty (cleared) when called.
 void FillTls(const ndpi_flow_struct& flow, v1::SslInfo* ssl) {
   const auto& tls = flow.protos.tls_quic;
-  if (tls.ssl_version != 0) ssl->set_version(Hex16(tls.ssl_version));
-  if (tls.server_cipher != 0) ssl->set_cipher_suite(Hex16(tls.server_cipher));
-  ssl->set_client_sni(FromArray(flow.host_server_name));
-  ssl->set_issuer_dn(FromPointer(tls.issuerDN));
-  ssl->set_subject_dn(FromPointer(tls.subjectDN));
-  ssl->set_server_cn(CommonName(ssl->subject_dn()));
-  ssl->set_client_ja3(FromArray(tls.ja3_client));
-  ssl->set_server_ja3(FromArray(tls.ja3_server));
+  if (tls.ssl_version != 0) AssignHex16(tls.ssl_version, ssl->mutable_version());
+  if (tls.server_cipher != 0) AssignHex16(tls.server_cipher, ssl->mutable_cipher_suite());
+  AssignText(flow.host_server_name, ssl->mutable_client_sni());
+  AssignText(tls.issuerDN, ssl->mutable_issuer_dn());
+  AssignText(tls.subjectDN, ssl->mutable_subject_dn());
+  AssignCommonName(ssl->subject_dn(), ssl->mutable_server_cn());
+  AssignText(tls.ja3_client, ssl->mutable_client_ja3());
+  AssignText(tls.ja3_server, ssl->mutable_server_ja3());
   if (!AllZero(tls.sha1_certificate_fingerprint, sizeof tls.sha1_certificate_fingerprint)) {
-    ssl->set_fingerprint(
-        HexLower(tls.sha1_certificate_fingerprint, sizeof tls.sha1_certificate_fingerprint));
+    AssignHexLower(tls.sha1_certificate_fingerprint, sizeof tls.sha1_certificate_fingerprint, '\0',
+                   ssl->mutable_fingerprint());
   }
-  ssl->set_alpn(FromPointer(tls.alpn));
+  AssignText(tls.alpn, ssl->mutable_alpn());
 }
 
 }  // namespace
+
+// The detection message's submessages, kept from one detection to the next (one per
+// worker, in its module): FlowMetadata::Clear() deletes them, and making them and their
+// strings' buffers again for every flow showed in the worker's profile.
+class DetectionParts {
+ public:
+  // Empties *d as Clear() does, keeping its submessages (cleared) for the next fill.
+  void Reset(v1::FlowMetadata* d) {
+    category_.Keep(d->release_category());
+    ssl_.Keep(d->release_ssl());
+    http_.Keep(d->release_http());
+    dhcp_.Keep(d->release_dhcp());
+    ssh_.Keep(d->release_ssh());
+    dns_.Keep(d->release_dns());
+    bt_.Keep(d->release_bt());
+    risks_.Keep(d->release_risks());
+    d->Clear();
+  }
+  v1::Category* Category(v1::FlowMetadata* d) {
+    return category_.Use(d, &v1::FlowMetadata::set_allocated_category);
+  }
+  v1::SslInfo* Ssl(v1::FlowMetadata* d) {
+    return ssl_.Use(d, &v1::FlowMetadata::set_allocated_ssl);
+  }
+  v1::HttpInfo* Http(v1::FlowMetadata* d) {
+    return http_.Use(d, &v1::FlowMetadata::set_allocated_http);
+  }
+  v1::DhcpInfo* Dhcp(v1::FlowMetadata* d) {
+    return dhcp_.Use(d, &v1::FlowMetadata::set_allocated_dhcp);
+  }
+  v1::SshInfo* Ssh(v1::FlowMetadata* d) {
+    return ssh_.Use(d, &v1::FlowMetadata::set_allocated_ssh);
+  }
+  v1::DnsInfo* Dns(v1::FlowMetadata* d) {
+    return dns_.Use(d, &v1::FlowMetadata::set_allocated_dns);
+  }
+  v1::BittorrentInfo* Bt(v1::FlowMetadata* d) {
+    return bt_.Use(d, &v1::FlowMetadata::set_allocated_bt);
+  }
+  v1::Risks* Risks(v1::FlowMetadata* d) {
+    return risks_.Use(d, &v1::FlowMetadata::set_allocated_risks);
+  }
+
+ private:
+  template <typename M>
+  class Spare {
+   public:
+    void Keep(M* released) {
+      if (released == nullptr) return;
+      released->Clear();
+      kept_.reset(released);
+    }
+    // Sets the kept submessage (a new one if none is kept) into *d; returns it, owned by *d.
+    M* Use(v1::FlowMetadata* d, void (v1::FlowMetadata::*set_allocated)(M*)) {
+      std::unique_ptr<M> message = kept_ != nullptr ? std::move(kept_) : std::make_unique<M>();
+      M* in_d = message.get();
+      (d->*set_allocated)(message.release());
+      return in_d;
+    }
+
+   private:
+    std::unique_ptr<M> kept_;
+  };
+  Spare<v1::Category> category_;
+  Spare<v1::SslInfo> ssl_;
+  Spare<v1::HttpInfo> http_;
+  Spare<v1::DhcpInfo> dhcp_;
+  Spare<v1::SshInfo> ssh_;
+  Spare<v1::DnsInfo> dns_;
+  Spare<v1::BittorrentInfo> bt_;
+  Spare<v1::Risks> risks_;
+};
 
 void NdpiModule::ModuleFree::operator()(ndpi_detection_module_struct* module) const {
   ndpi_exit_detection_module(module);
@@ -92,6 +180,7 @@ void NdpiFlowFree::operator()(ndpi_flow_struct* flow) const { ndpi_free_flow(flo
 Result<std::unique_ptr<NdpiModule>> NdpiModule::Create(const ClassifierOptions& options) {
   std::unique_ptr<NdpiModule> module(new NdpiModule());
   module->options_ = options;
+  module->detection_parts_ = std::make_unique<DetectionParts>();
   module->module_.reset(ndpi_init_detection_module(ndpi_no_prefs));
   if (module->module_ == nullptr) return Status::Internal("nDPI failed to initialise");
   NDPI_PROTOCOL_BITMASK all;
@@ -107,9 +196,10 @@ Result<std::unique_ptr<NdpiModule>> NdpiModule::Create(const ClassifierOptions& 
     }
   }
   ndpi_finalize_initialization(module->raw());
-  // Every flow event carries these names as they are (no copy per event), and an event
+  // Every flow event carries these names as they are (no check per event), and an event
   // string that is not UTF-8 would get the agent's batches refused: a bad name is a bad
-  // protocols file.
+  // protocols file. Kept as strings: a flow event copies two of them, and nDPI's lookup
+  // and a strlen for each showed in the worker's profile.
   for (u_int id = 0; id < ndpi_get_num_supported_protocols(module->raw()); ++id) {
     const char* name = ProtocolNameOf(module->raw(), static_cast<uint16_t>(id));
     if (!IsValidUtf8(name)) {
@@ -117,13 +207,18 @@ Result<std::unique_ptr<NdpiModule>> NdpiModule::Create(const ClassifierOptions& 
                                      "' names protocol " + std::to_string(id) +
                                      " with text that is not UTF-8: " + ValidUtf8(name));
     }
+    module->protocol_names_.emplace_back(name);
   }
+  if (module->protocol_names_.empty()) return Status::Internal("nDPI knows no protocols");
   return module;
 }
 
 NdpiModule::~NdpiModule() = default;
 
-std::string NdpiModule::ProtocolName(uint16_t id) const { return ProtocolNameOf(raw(), id); }
+const std::string& NdpiModule::ProtocolName(uint16_t id) const {
+  // nDPI names every id it does not know "Unknown", its name for id 0.
+  return id < protocol_names_.size() ? protocol_names_[id] : protocol_names_[0];
+}
 
 size_t NdpiModule::FlowStateBytes() { return ndpi_detection_get_sizeof_ndpi_flow_struct(); }
 
@@ -201,10 +296,11 @@ ClassifyStep FlowClassifier::Finish(NdpiModule& module, v1::FlowMetadata* detect
 
 namespace {
 
-// Copies what nDPI found for `flow` (labelled `proto`) into the detection fields of a `flow`
-// event.
+// Replaces *d with what nDPI found for `flow` (labelled `proto`): the detection fields of a
+// `flow` event.
 void FillDetection(const NdpiModule& module, const ndpi_flow_struct& flow, ndpi_protocol proto,
-                   bool guessed, v1::FlowMetadata* d) {
+                   bool guessed, DetectionParts& parts, v1::FlowMetadata* d) {
+  parts.Reset(d);
   // Match ndpiReader's naming: "TLS.Google" is protocol TLS, application Google; a lone
   // "HTTP" is protocol HTTP with no application.
   uint16_t protocol = proto.app_protocol;
@@ -215,44 +311,49 @@ void FillDetection(const NdpiModule& module, const ndpi_flow_struct& flow, ndpi_
     application = proto.app_protocol;
   }
   d->set_detected_protocol(protocol);
-  // Names as nDPI's own C strings: assigned into the reused message, no temporary string.
-  d->set_detected_protocol_name(ProtocolNameOf(module.raw(), protocol));
+  d->set_detected_protocol_name(module.ProtocolName(protocol));
   d->set_detected_application(application);
-  d->set_detected_application_name(ProtocolNameOf(module.raw(), application));
+  d->set_detected_application_name(module.ProtocolName(application));
   d->set_detection_guessed(guessed);
   const char* confidence = ndpi_confidence_get_name(flow.confidence);
   if (confidence != nullptr) d->set_detection_confidence(confidence);
-  d->mutable_category()->set_application(proto.category);
+  v1::Category* category = parts.Category(d);
+  category->set_application(proto.category);
   ndpi_proto_defaults_t* defaults = ndpi_get_proto_defaults(module.raw());
   if (defaults != nullptr && protocol < ndpi_get_num_supported_protocols(module.raw())) {
-    d->mutable_category()->set_protocol(defaults[protocol].protoCategory);
+    category->set_protocol(defaults[protocol].protoCategory);
   }
-  d->set_host_server_name(FromArray(flow.host_server_name));
+  AssignText(flow.host_server_name, d->mutable_host_server_name());
   if (UsesTlsState(proto)) {
-    FillTls(flow, d->mutable_ssl());
+    FillTls(flow, parts.Ssl(d));
   } else if (Is(proto, NDPI_PROTOCOL_DNS)) {
-    d->mutable_dns()->set_query(FromArray(flow.host_server_name));
-    d->mutable_dns()->set_query_type(flow.protos.dns.query_type);
-    d->mutable_dns()->set_reply_code(flow.protos.dns.reply_code);
+    v1::DnsInfo* dns = parts.Dns(d);
+    dns->set_query(d->host_server_name());
+    dns->set_query_type(flow.protos.dns.query_type);
+    dns->set_reply_code(flow.protos.dns.reply_code);
   } else if (Is(proto, NDPI_PROTOCOL_SSH)) {
-    d->mutable_ssh()->set_client(FromArray(flow.protos.ssh.client_signature));
-    d->mutable_ssh()->set_server(FromArray(flow.protos.ssh.server_signature));
+    v1::SshInfo* ssh = parts.Ssh(d);
+    AssignText(flow.protos.ssh.client_signature, ssh->mutable_client());
+    AssignText(flow.protos.ssh.server_signature, ssh->mutable_server());
   } else if (Is(proto, NDPI_PROTOCOL_DHCP)) {
-    d->mutable_dhcp()->set_fingerprint(FromArray(flow.protos.dhcp.fingerprint));
-    d->mutable_dhcp()->set_class_ident(FromArray(flow.protos.dhcp.class_ident));
+    v1::DhcpInfo* dhcp = parts.Dhcp(d);
+    AssignText(flow.protos.dhcp.fingerprint, dhcp->mutable_fingerprint());
+    AssignText(flow.protos.dhcp.class_ident, dhcp->mutable_class_ident());
   } else if (Is(proto, NDPI_PROTOCOL_BITTORRENT)) {
     const auto& hash = flow.protos.bittorrent.hash;
-    if (!AllZero(hash, sizeof hash)) d->mutable_bt()->set_info_hash(HexLower(hash, sizeof hash));
+    if (!AllZero(hash, sizeof hash)) {
+      AssignHexLower(hash, sizeof hash, '\0', parts.Bt(d)->mutable_info_hash());
+    }
   }
-  // Only flows that have them get an http message: one made and freed for every flow cost
-  // more than the flow's other detection fields.
+  // Only flows that have them get an http message (an empty one would still be sent).
   if (flow.http.url != nullptr || flow.http.user_agent != nullptr) {
-    d->mutable_http()->set_url(FromPointer(flow.http.url));
-    d->mutable_http()->set_user_agent(FromPointer(flow.http.user_agent));
+    v1::HttpInfo* http = parts.Http(d);
+    AssignText(flow.http.url, http->mutable_url());
+    AssignText(flow.http.user_agent, http->mutable_user_agent());
   }
   if (flow.risk != 0) {
     uint16_t client = 0, server = 0;
-    v1::Risks* risks = d->mutable_risks();
+    v1::Risks* risks = parts.Risks(d);
     risks->set_ndpi_risk_score(ndpi_risk2score(flow.risk, &client, &server));
     risks->set_ndpi_risk_score_client(client);
     risks->set_ndpi_risk_score_server(server);
@@ -285,8 +386,7 @@ ClassifyStep FlowClassifier::Update(NdpiModule& module, bool finishing,
                           proto.master_protocol != NDPI_PROTOCOL_UNKNOWN || finishing;
   if (!has_answer) return ClassifyStep::kPending;
 
-  detection->Clear();
-  FillDetection(module, flow, proto, guessed, detection);
+  FillDetection(module, flow, proto, guessed, module.detection_parts(), detection);
   // The answer is final: nDPI's per-flow state goes back to the module, never touched again.
   if (finishing) module.ReleaseFlowState(std::move(ndpi_flow_));
 

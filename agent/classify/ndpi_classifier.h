@@ -31,6 +31,7 @@ struct ClassifierOptions {
 };
 
 class NdpiModule;
+class DetectionParts;  // ndpi_classifier.cc
 
 // What a packet did to a flow's classification.
 enum class ClassifyStep {
@@ -98,7 +99,7 @@ class NdpiModule {
   // The protocol and application catalogue for `definitions` messages.
   v1::Definitions Definitions() const;
   // nDPI's name for a protocol id ("TLS", "YouTube", "Unknown").
-  std::string ProtocolName(uint16_t id) const;
+  const std::string& ProtocolName(uint16_t id) const;
   // Bytes nDPI allocates per flow for its state while a flow is being inspected.
   static size_t FlowStateBytes();
 
@@ -112,6 +113,8 @@ class NdpiModule {
   void ReleaseFlowState(NdpiFlowState state);
   // Scratch space for one thread's serialisations (the module is one worker's).
   std::string& scratch() { return scratch_; }
+  // The submessages of the worker's detection fields, reused from flow to flow.
+  DetectionParts& detection_parts() { return *detection_parts_; }
 
   const ClassifierOptions& options() const { return options_; }
   ndpi_detection_module_struct* raw() const { return module_.get(); }
@@ -125,6 +128,8 @@ class NdpiModule {
   ClassifierOptions options_;
   std::vector<NdpiFlowState> spare_flow_states_;
   std::string scratch_;
+  std::unique_ptr<DetectionParts> detection_parts_;
+  std::vector<std::string> protocol_names_;  // by nDPI protocol id
 };
 
 }  // namespace flowgate::classify

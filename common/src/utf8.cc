@@ -50,20 +50,28 @@ bool IsValidUtf8(std::string_view text) {
 }
 
 std::string ValidUtf8(std::string_view text) {
-  if (IsValidUtf8(text)) return std::string(text);
   std::string out;
-  out.reserve(text.size() + 8);
+  AssignValidUtf8(text, &out);
+  return out;
+}
+
+void AssignValidUtf8(std::string_view text, std::string* out) {
+  if (IsValidUtf8(text)) {
+    out->assign(text);
+    return;
+  }
+  out->clear();
+  out->reserve(text.size() + 8);
   for (size_t i = 0; i < text.size();) {
     const size_t length = Utf8SequenceLength(text, i);
     if (length == 0) {
-      out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
+      *out += "\xEF\xBF\xBD";  // U+FFFD REPLACEMENT CHARACTER
       ++i;
     } else {
-      out.append(text.substr(i, length));
+      out->append(text.substr(i, length));
       i += length;
     }
   }
-  return out;
 }
 
 }  // namespace flowgate

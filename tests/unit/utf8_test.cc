@@ -33,6 +33,11 @@ TEST(Utf8Test, EveryBadByteBecomesOneReplacementCharacter) {
     EXPECT_EQ(IsValidUtf8(c.in), c.in == c.out) << c.in;
     EXPECT_EQ(ValidUtf8(c.in), c.out) << c.in;
     EXPECT_TRUE(IsValidUtf8(ValidUtf8(c.in))) << c.in;
+    // Into a reused buffer (the agent's events): the old text goes, whatever its length.
+    for (std::string reused : {std::string(), std::string("x"), std::string(100, 'y')}) {
+      AssignValidUtf8(c.in, &reused);
+      EXPECT_EQ(reused, c.out) << c.in;
+    }
   }
 }
 

@@ -19,5 +19,8 @@ bool IsValidUtf8(std::string_view text);
 // `text` with every byte that does not start a valid sequence replaced by U+FFFD, one per
 // bad byte (as the JSON stream writes them).
 std::string ValidUtf8(std::string_view text);
+// The same into *out, replacing its text but keeping its buffer (for per-event paths).
+// REQUIRES: `text` does not point into *out.
+void AssignValidUtf8(std::string_view text, std::string* out);
 
 }  // namespace flowgate
