@@ -13,6 +13,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace flowgate::classify {
@@ -365,6 +366,79 @@ void FillDetection(const NdpiModule& module, const ndpi_flow_struct& flow, ndpi_
 
 }  // namespace
 
+namespace {
+
+// Mixes values into a 64-bit hash (a multiply and xor-shift per word, as FlowKeyHash).
+class Fingerprinter {
+ public:
+  void Add(uint64_t value) {
+    hash_ = (hash_ ^ value) * 0x9e3779b97f4a7c15ULL;
+    hash_ ^= hash_ >> 32;
+  }
+  void Add(const std::string& text) {
+    Add(text.size());
+    Add(std::hash<std::string_view>()(text));
+  }
+  uint64_t hash() const { return hash_; }
+
+ private:
+  uint64_t hash_ = 0;
+};
+
+}  // namespace
+
+uint64_t DetectionFingerprint(const v1::FlowMetadata& d) {
+  // Reads the fields back rather than serializing the message: half the work, and the
+  // detection is fingerprinted twice for every flow nDPI refines. A submessage's presence
+  // counts too (an empty ssl is still an ssl).
+  Fingerprinter f;
+  f.Add(d.detected_protocol());
+  f.Add(d.detected_protocol_name());
+  f.Add(d.detected_application());
+  f.Add(d.detected_application_name());
+  f.Add(d.detection_guessed());
+  f.Add(d.detection_confidence());
+  f.Add(d.host_server_name());
+  f.Add(uint64_t{d.has_category()} | uint64_t{d.has_ssl()} << 1 | uint64_t{d.has_http()} << 2 |
+        uint64_t{d.has_dhcp()} << 3 | uint64_t{d.has_ssh()} << 4 | uint64_t{d.has_dns()} << 5 |
+        uint64_t{d.has_bt()} << 6 | uint64_t{d.has_risks()} << 7);
+  f.Add(uint64_t{d.category().application()} << 32 | d.category().protocol());
+  if (d.has_ssl()) {
+    const v1::SslInfo& ssl = d.ssl();
+    for (const std::string* text :
+         {&ssl.version(), &ssl.cipher_suite(), &ssl.client_sni(), &ssl.server_cn(),
+          &ssl.issuer_dn(), &ssl.subject_dn(), &ssl.client_ja3(), &ssl.server_ja3(),
+          &ssl.fingerprint(), &ssl.alpn()}) {
+      f.Add(*text);
+    }
+  }
+  if (d.has_http()) {
+    f.Add(d.http().user_agent());
+    f.Add(d.http().url());
+  }
+  if (d.has_dhcp()) {
+    f.Add(d.dhcp().fingerprint());
+    f.Add(d.dhcp().class_ident());
+  }
+  if (d.has_ssh()) {
+    f.Add(d.ssh().client());
+    f.Add(d.ssh().server());
+  }
+  if (d.has_dns()) {
+    f.Add(d.dns().query());
+    f.Add(uint64_t{d.dns().query_type()} << 32 | d.dns().reply_code());
+  }
+  if (d.has_bt()) f.Add(d.bt().info_hash());
+  if (d.has_risks()) {
+    const v1::Risks& risks = d.risks();
+    f.Add(uint64_t{risks.ndpi_risk_score()} << 32 | risks.ndpi_risk_score_client());
+    f.Add(risks.ndpi_risk_score_server());
+    f.Add(static_cast<uint64_t>(risks.risks_size()));
+    for (uint32_t risk : risks.risks()) f.Add(risk);
+  }
+  return f.hash();
+}
+
 ClassifyStep FlowClassifier::Update(NdpiModule& module, bool finishing,
                                     v1::FlowMetadata* detection) {
   // Between the first answer and the final one nDPI only adds detail (server hello,
@@ -394,11 +468,9 @@ ClassifyStep FlowClassifier::Update(NdpiModule& module, bool finishing,
   answered_ = true;
   // A first answer that is also final has nothing to be compared with later.
   if (first && finishing) return ClassifyStep::kDetected;
-  std::string& serialized = module.scratch();
-  detection->SerializeToString(&serialized);
-  const uint64_t hash = std::hash<std::string>()(serialized);
-  const bool changed = hash != answer_hash_;
-  answer_hash_ = hash;
+  const uint64_t fingerprint = DetectionFingerprint(*detection);
+  const bool changed = fingerprint != answer_fingerprint_;
+  answer_fingerprint_ = fingerprint;
   if (!first && !changed) return ClassifyStep::kUnchanged;
   return first ? ClassifyStep::kDetected : ClassifyStep::kRefined;
 }

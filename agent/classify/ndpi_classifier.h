@@ -80,12 +80,17 @@ class FlowClassifier {
   ClassifyStep Update(NdpiModule& module, bool finishing, v1::FlowMetadata* detection);
 
   NdpiFlowState ndpi_flow_;
-  // A hash of the first answer's fields: the final answer is a refinement only if it differs.
-  uint64_t answer_hash_ = 0;
+  // The first answer's DetectionFingerprint: the final answer is a refinement only if its
+  // fingerprint differs.
+  uint64_t answer_fingerprint_ = 0;
   uint32_t packets_ = 0;
   uint8_t ip_protocol_ = 0;
   bool answered_ = false;
 };
+
+// A hash of the detection fields of `detection` (those FlowClassifier fills; not the
+// flow's identity, counters or times), equal for equal fields.
+uint64_t DetectionFingerprint(const v1::FlowMetadata& detection);
 
 class NdpiModule {
  public:
@@ -111,8 +116,6 @@ class NdpiModule {
   // Takes back a flow's state once its classification is final (frees what nDPI allocated
   // for it, keeps the state itself for the next flow).
   void ReleaseFlowState(NdpiFlowState state);
-  // Scratch space for one thread's serialisations (the module is one worker's).
-  std::string& scratch() { return scratch_; }
   // The submessages of the worker's detection fields, reused from flow to flow.
   DetectionParts& detection_parts() { return *detection_parts_; }
 
@@ -127,7 +130,6 @@ class NdpiModule {
   std::unique_ptr<ndpi_detection_module_struct, ModuleFree> module_;
   ClassifierOptions options_;
   std::vector<NdpiFlowState> spare_flow_states_;
-  std::string scratch_;
   std::unique_ptr<DetectionParts> detection_parts_;
   std::vector<std::string> protocol_names_;  // by nDPI protocol id
 };
