@@ -211,10 +211,21 @@ Result<std::unique_ptr<NdpiModule>> NdpiModule::Create(const ClassifierOptions& 
     module->protocol_names_.emplace_back(name);
   }
   if (module->protocol_names_.empty()) return Status::Internal("nDPI knows no protocols");
+  for (int confidence = 0; confidence < NDPI_CONFIDENCE_MAX; ++confidence) {
+    const char* name = ndpi_confidence_get_name(static_cast<ndpi_confidence_t>(confidence));
+    module->confidence_names_.emplace_back(name != nullptr ? name : "");
+  }
   return module;
 }
 
 NdpiModule::~NdpiModule() = default;
+
+const std::string& NdpiModule::ConfidenceName(int confidence) const {
+  static const std::string kNone;
+  return confidence >= 0 && static_cast<size_t>(confidence) < confidence_names_.size()
+             ? confidence_names_[static_cast<size_t>(confidence)]
+             : kNone;
+}
 
 const std::string& NdpiModule::ProtocolName(uint16_t id) const {
   // nDPI names every id it does not know "Unknown", its name for id 0.
@@ -316,8 +327,7 @@ void FillDetection(const NdpiModule& module, const ndpi_flow_struct& flow, ndpi_
   d->set_detected_application(application);
   d->set_detected_application_name(module.ProtocolName(application));
   d->set_detection_guessed(guessed);
-  const char* confidence = ndpi_confidence_get_name(flow.confidence);
-  if (confidence != nullptr) d->set_detection_confidence(confidence);
+  d->set_detection_confidence(module.ConfidenceName(flow.confidence));
   v1::Category* category = parts.Category(d);
   category->set_application(proto.category);
   ndpi_proto_defaults_t* defaults = ndpi_get_proto_defaults(module.raw());

@@ -105,6 +105,8 @@ class NdpiModule {
   v1::Definitions Definitions() const;
   // nDPI's name for a protocol id ("TLS", "YouTube", "Unknown").
   const std::string& ProtocolName(uint16_t id) const;
+  // nDPI's name for a confidence value ("DPI", "Match by port", ...); empty if it has none.
+  const std::string& ConfidenceName(int confidence) const;
   // Bytes nDPI allocates per flow for its state while a flow is being inspected.
   static size_t FlowStateBytes();
 
@@ -131,7 +133,8 @@ class NdpiModule {
   ClassifierOptions options_;
   std::vector<NdpiFlowState> spare_flow_states_;
   std::unique_ptr<DetectionParts> detection_parts_;
-  std::vector<std::string> protocol_names_;  // by nDPI protocol id
+  std::vector<std::string> protocol_names_;    // by nDPI protocol id
+  std::vector<std::string> confidence_names_;  // by ndpi_confidence_t
 };
 
 }  // namespace flowgate::classify
