@@ -78,22 +78,36 @@ std::string HexLower(const uint8_t* bytes, size_t length) {
   return out;
 }
 
+namespace {
+
+// Two digits per byte from one table: the agent writes a digest and two MACs into every
+// flow event, and a nibble at a time with a separator test per byte showed in its profile.
+constexpr std::array<char, 512> kHexPairs = [] {
+  constexpr char kDigits[] = "0123456789abcdef";
+  std::array<char, 512> pairs{};
+  for (size_t b = 0; b < 256; ++b)
+    pairs[2 * b] = kDigits[b >> 4], pairs[2 * b + 1] = kDigits[b & 15];
+  return pairs;
+}();
+
+}  // namespace
+
+void WriteHexLower(const uint8_t* bytes, size_t length, char* text) {
+  for (size_t i = 0; i < length; ++i)
+    std::memcpy(text + 2 * i, &kHexPairs[2 * size_t{bytes[i]}], 2);
+}
+
 void AssignHexLower(const uint8_t* bytes, size_t length, char separator, std::string* out) {
-  // Two digits per byte from one table: the agent writes a digest and two MACs into every
-  // flow event, and a nibble at a time with a separator test per byte showed in its profile.
-  static constexpr std::array<char, 512> kPairs = [] {
-    constexpr char kDigits[] = "0123456789abcdef";
-    std::array<char, 512> pairs{};
-    for (size_t b = 0; b < 256; ++b)
-      pairs[2 * b] = kDigits[b >> 4], pairs[2 * b + 1] = kDigits[b & 15];
-    return pairs;
-  }();
-  const size_t step = separator != '\0' ? 3 : 2;
-  out->resize(length == 0 ? 0 : length * step - (step - 2));
+  if (separator == '\0') {
+    out->resize(2 * length);
+    WriteHexLower(bytes, length, out->data());
+    return;
+  }
+  out->resize(length == 0 ? 0 : 3 * length - 1);
   char* text = out->data();
-  for (size_t i = 0; i < length; ++i, text += step) {
-    std::memcpy(text, &kPairs[2 * size_t{bytes[i]}], 2);
-    if (step == 3 && i + 1 < length) text[2] = separator;
+  for (size_t i = 0; i < length; ++i, text += 3) {
+    std::memcpy(text, &kHexPairs[2 * size_t{bytes[i]}], 2);
+    if (i + 1 < length) text[2] = separator;
   }
 }
 

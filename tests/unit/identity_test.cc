@@ -28,6 +28,9 @@ TEST(IdentityTest, HexLowerWithAndWithoutSeparator) {
   EXPECT_EQ(text, "00");
   AssignHexLower(bytes, 0, ':', &text);
   EXPECT_EQ(text, "");
+  char fixed[13] = "............";
+  WriteHexLower(bytes, 5, fixed);
+  EXPECT_STREQ(fixed, "001ba0ff7e..");  // 2 digits per byte, nothing past them
 }
 
 TEST(IdentityTest, ProcessUsageCountsFirstTouchesOfFreshMemory) {

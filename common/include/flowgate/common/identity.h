@@ -36,5 +36,7 @@ std::string HexLower(const uint8_t* bytes, size_t length);
 // The same into *out, replacing its text but keeping its buffer (for per-event paths);
 // `separator` ('\0': none) goes between bytes, as ':' in MAC addresses.
 void AssignHexLower(const uint8_t* bytes, size_t length, char separator, std::string* out);
+// The same, without separators, into text[0, 2 * length) (no terminating NUL).
+void WriteHexLower(const uint8_t* bytes, size_t length, char* text);
 
 }  // namespace flowgate
