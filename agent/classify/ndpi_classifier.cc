@@ -285,6 +285,7 @@ ClassifyStep FlowClassifier::Process(NdpiModule& module, const uint8_t* l3, size
                                      uint64_t time_ms, v1::FlowMetadata* detection) {
   if (final()) return ClassifyStep::kUnchanged;
   ++packets_;
+  if (answered_) fed_since_answer_ = true;
   const auto length = static_cast<unsigned short>(std::min<size_t>(l3_length, 0xffff));
   ndpi_protocol proto =
       ndpi_detection_process_packet(module.raw(), ndpi_flow_.get(), l3, length, time_ms);
@@ -455,6 +456,12 @@ ClassifyStep FlowClassifier::Update(NdpiModule& module, bool finishing,
   // certificate, ...): readers get the first answer at once and one refinement at the end,
   // not a message per packet, so nothing is built in between.
   if (answered_ && !finishing) return ClassifyStep::kUnchanged;
+  // nDPI's state changes only with the packets it is given: with none since the first
+  // answer, the final answer is the first one (most flows that end unfinished).
+  if (answered_ && !fed_since_answer_) {
+    module.ReleaseFlowState(std::move(ndpi_flow_));
+    return ClassifyStep::kUnchanged;
+  }
   ndpi_flow_struct& flow = *ndpi_flow_;
   ndpi_protocol proto{};
   proto.app_protocol = flow.detected_protocol_stack[0];

@@ -86,6 +86,7 @@ class FlowClassifier {
   uint32_t packets_ = 0;
   uint8_t ip_protocol_ = 0;
   bool answered_ = false;
+  bool fed_since_answer_ = false;  // nDPI was given a packet after the first answer
 };
 
 // A hash of the detection fields of `detection` (those FlowClassifier fills; not the

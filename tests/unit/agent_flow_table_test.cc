@@ -217,6 +217,83 @@ TEST_F(FlowTableTest, FlowEventNamesBothEndsAndPrecedesItsPurgeWithTheSameDigest
   EXPECT_EQ(events[1].flow_purge().flow().digest(), m.digest());
 }
 
+// A DNS message for www.example.com, type A: a query, or a response with `rcode` and
+// `answers` (0 or 1) address records.
+Bytes Dns(bool response, uint8_t rcode = 0, uint8_t answers = 0) {
+  Bytes dns = {0x12,
+               0x34,
+               static_cast<uint8_t>(response ? 0x81 : 0x01),
+               static_cast<uint8_t>(response ? 0x80 | rcode : 0x00),
+               0,
+               1,
+               0,
+               answers,
+               0,
+               0,
+               0,
+               0,
+               3,
+               'w',
+               'w',
+               'w',
+               7,
+               'e',
+               'x',
+               'a',
+               'm',
+               'p',
+               'l',
+               'e',
+               3,
+               'c',
+               'o',
+               'm',
+               0,
+               0,
+               1,
+               0,
+               1};
+  if (answers > 0) {
+    const Bytes record = {0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1};
+    dns.insert(dns.end(), record.begin(), record.end());
+  }
+  return dns;
+}
+
+const Endpoint kDnsClient{{192, 168, 1, 10}, 40001, 0x10};
+const Endpoint kResolver{{198, 51, 100, 53}, 53, 0x20};
+
+// The `flow` event comes at nDPI's first answer; a second one (detection_updated) only if
+// nDPI's final answer says something else. A query alone is answered but never finished
+// by nDPI (it waits for the response): the table ends it with no second event.
+TEST_F(FlowTableTest, AnsweredFlowEndedUnfinishedHasOneFlowEvent) {
+  Make();
+  Send(kDnsClient, kResolver, 0, false, 0, Dns(false));
+  table_->PurgeAll(v1::PURGE_REASON_TERMINATED);
+  const std::vector<v1::FlowEvent> flows = sink_.Flows();
+  ASSERT_EQ(flows.size(), 1u);
+  EXPECT_EQ(flows[0].flow().detected_protocol_name(), "DNS");
+  EXPECT_FALSE(flows[0].flow().detection_updated());
+  EXPECT_EQ(flows[0].flow().dns().query(), "www.example.com");
+  ASSERT_EQ(sink_.Purges().size(), 1u);
+}
+
+// A name error changes the reply code after the first answer: the refinement comes, at
+// the flow's end here (nDPI still waits for an address record).
+TEST_F(FlowTableTest, ChangedAnswerIsSentAgainAsUpdated) {
+  Make();
+  Send(kDnsClient, kResolver, 0, false, 0, Dns(false));
+  Send(kResolver, kDnsClient, 3, false, 0, Dns(true, /*rcode=*/3));
+  table_->PurgeAll(v1::PURGE_REASON_TERMINATED);
+  const std::vector<v1::FlowEvent> flows = sink_.Flows();
+  ASSERT_EQ(flows.size(), 2u);
+  EXPECT_FALSE(flows[0].flow().detection_updated());
+  EXPECT_EQ(flows[0].flow().dns().reply_code(), 0u);
+  EXPECT_TRUE(flows[1].flow().detection_updated());
+  EXPECT_EQ(flows[1].flow().dns().reply_code(), 3u);
+  EXPECT_EQ(flows[1].flow().digest(), flows[0].flow().digest());
+}
+
 TEST_F(FlowTableTest, DigestDependsOnAgentInterfaceAndFlowOnly) {
   auto digest_of = [&](const std::string& agent_id, const Endpoint& client,
                        uint8_t interface_index) {
