@@ -157,8 +157,10 @@ class AgentLoop {
  private:
   static agent::FlowTableOptions Options() {
     agent::FlowTableOptions options;
-    options.agent_id = "bench";
-    options.interfaces = {{"bench0", true}};
+    // An agent's own id is a UUID: the digest's salt is then long enough that each flow's
+    // SHA-1 takes two blocks, as it does in the field (a short id would hide one).
+    options.agent_id = MakeUuid();
+    options.interfaces = {{"eth0", true}};
     options.max_flows = 1 << 22;
     return options;
   }
