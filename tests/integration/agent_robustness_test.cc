@@ -11,8 +11,10 @@
 
 #include "../support/ndpi_reference.h"
 #include "../support/netifyd_stream.h"
+#include "../support/pcap_file.h"
 #include "../support/process.h"
 #include "../support/temp_dir.h"
+#include "pcap_format.h"
 
 namespace flowgate::testing {
 namespace {
@@ -20,23 +22,14 @@ namespace {
 using nlohmann::json;
 using Bytes = std::vector<uint8_t>;
 
-void Put32(std::string* out, uint32_t v) { out->append(reinterpret_cast<const char*>(&v), 4); }
-
-// A little-endian classic pcap with Ethernet frames; `wire_lengths` default to caplen.
+// A classic Ethernet pcap of `frames`, a second apart; `wire_lengths` default to caplen.
 std::string Pcap(const std::vector<Bytes>& frames, const std::vector<uint32_t>& wire_lengths = {}) {
-  std::string out;
-  Put32(&out, 0xa1b2c3d4);
-  out += std::string("\x02\x00\x04\x00", 4);
-  Put32(&out, 0);
-  Put32(&out, 0);
-  Put32(&out, 262144);  // snaplen
-  Put32(&out, 1);       // Ethernet
+  std::string out = PcapFileHeader();
   for (size_t i = 0; i < frames.size(); ++i) {
-    Put32(&out, 1'600'000'000 + static_cast<uint32_t>(i));
-    Put32(&out, 0);
-    Put32(&out, static_cast<uint32_t>(frames[i].size()));
-    Put32(&out,
-          i < wire_lengths.size() ? wire_lengths[i] : static_cast<uint32_t>(frames[i].size()));
+    trafficgen::PcapRecordHeader record = trafficgen::PcapRecordAt(
+        (1'600'000'000 + i) * 1'000'000, static_cast<uint32_t>(frames[i].size()));
+    if (i < wire_lengths.size()) record.wire_length = wire_lengths[i];
+    out.append(reinterpret_cast<const char*>(&record), sizeof record);
     out.append(frames[i].begin(), frames[i].end());
   }
   return out;

@@ -3,14 +3,15 @@
 #include <cstring>
 
 #include "flowgate/common/text_file.h"
+#include "pcap_format.h"
 
 namespace flowgate::testing {
 
+using trafficgen::PcapRecordHeader;
+
 std::string PcapFileHeader() {
-  const uint32_t words[] = {
-      kPcapMagicMicroseconds, 0x00040002u /* version 2.4 */, 0, 0, 262144 /* snaplen */,
-      kLinkTypeEthernet};
-  return std::string(reinterpret_cast<const char*>(words), sizeof words);
+  const trafficgen::PcapGlobalHeader header = trafficgen::EthernetPcapHeader();
+  return std::string(reinterpret_cast<const char*>(&header), sizeof header);
 }
 
 std::optional<std::vector<PcapRecord>> ReadEthernetPcap(const std::string& path) {
@@ -20,7 +21,9 @@ std::optional<std::vector<PcapRecord>> ReadEthernetPcap(const std::string& path)
   uint32_t magic, link_type;
   std::memcpy(&magic, data.data(), 4);
   std::memcpy(&link_type, data.data() + 20, 4);
-  if (magic != kPcapMagicMicroseconds || link_type != kLinkTypeEthernet) return std::nullopt;
+  if (magic != trafficgen::kPcapMagicMicroseconds || link_type != trafficgen::kLinkTypeEthernet) {
+    return std::nullopt;
+  }
   std::vector<PcapRecord> records;
   size_t offset = 24;
   while (offset + sizeof(PcapRecordHeader) <= data.size()) {

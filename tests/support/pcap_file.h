@@ -9,17 +9,6 @@
 
 namespace flowgate::testing {
 
-constexpr uint32_t kPcapMagicMicroseconds = 0xa1b2c3d4;
-constexpr uint32_t kLinkTypeEthernet = 1;
-
-struct PcapRecordHeader {
-  uint32_t ts_sec;
-  uint32_t ts_usec;
-  uint32_t captured_length;
-  uint32_t wire_length;
-};
-static_assert(sizeof(PcapRecordHeader) == 16);
-
 // The 24-byte file header of a microsecond Ethernet capture.
 std::string PcapFileHeader();
 
