@@ -105,71 +105,55 @@ void FillTls(const ndpi_flow_struct& flow, v1::SslInfo* ssl) {
 // strings' buffers again for every flow showed in the worker's profile.
 class DetectionParts {
  public:
-  // Empties *d as Clear() does, keeping its submessages (cleared) for the next fill.
-  void Reset(v1::FlowMetadata* d) {
-    category_.Keep(d->release_category());
-    ssl_.Keep(d->release_ssl());
-    http_.Keep(d->release_http());
-    dhcp_.Keep(d->release_dhcp());
-    ssh_.Keep(d->release_ssh());
-    dns_.Keep(d->release_dns());
-    bt_.Keep(d->release_bt());
-    risks_.Keep(d->release_risks());
-    d->Clear();
-  }
-  v1::Category* Category(v1::FlowMetadata* d) {
-    return category_.Use(d, &v1::FlowMetadata::set_allocated_category);
-  }
-  v1::SslInfo* Ssl(v1::FlowMetadata* d) {
-    return ssl_.Use(d, &v1::FlowMetadata::set_allocated_ssl);
-  }
-  v1::HttpInfo* Http(v1::FlowMetadata* d) {
-    return http_.Use(d, &v1::FlowMetadata::set_allocated_http);
-  }
-  v1::DhcpInfo* Dhcp(v1::FlowMetadata* d) {
-    return dhcp_.Use(d, &v1::FlowMetadata::set_allocated_dhcp);
-  }
-  v1::SshInfo* Ssh(v1::FlowMetadata* d) {
-    return ssh_.Use(d, &v1::FlowMetadata::set_allocated_ssh);
-  }
-  v1::DnsInfo* Dns(v1::FlowMetadata* d) {
-    return dns_.Use(d, &v1::FlowMetadata::set_allocated_dns);
-  }
-  v1::BittorrentInfo* Bt(v1::FlowMetadata* d) {
-    return bt_.Use(d, &v1::FlowMetadata::set_allocated_bt);
-  }
-  v1::Risks* Risks(v1::FlowMetadata* d) {
-    return risks_.Use(d, &v1::FlowMetadata::set_allocated_risks);
-  }
-
- private:
+  // One kind of submessage: kept here between fills, set into the message when used.
   template <typename M>
   class Spare {
    public:
-    void Keep(M* released) {
+    Spare(M* (v1::FlowMetadata::*release)(), void (v1::FlowMetadata::*set_allocated)(M*))
+        : release_(release), set_allocated_(set_allocated) {}
+    // Takes *d's submessage, if it has one, and keeps it cleared.
+    void Keep(v1::FlowMetadata* d) {
+      M* released = (d->*release_)();
       if (released == nullptr) return;
       released->Clear();
       kept_.reset(released);
     }
     // Sets the kept submessage (a new one if none is kept) into *d; returns it, owned by *d.
-    M* Use(v1::FlowMetadata* d, void (v1::FlowMetadata::*set_allocated)(M*)) {
+    M* Use(v1::FlowMetadata* d) {
       std::unique_ptr<M> message = kept_ != nullptr ? std::move(kept_) : std::make_unique<M>();
       M* in_d = message.get();
-      (d->*set_allocated)(message.release());
+      (d->*set_allocated_)(message.release());
       return in_d;
     }
 
    private:
+    M* (v1::FlowMetadata::*release_)();
+    void (v1::FlowMetadata::*set_allocated_)(M*);
     std::unique_ptr<M> kept_;
   };
-  Spare<v1::Category> category_;
-  Spare<v1::SslInfo> ssl_;
-  Spare<v1::HttpInfo> http_;
-  Spare<v1::DhcpInfo> dhcp_;
-  Spare<v1::SshInfo> ssh_;
-  Spare<v1::DnsInfo> dns_;
-  Spare<v1::BittorrentInfo> bt_;
-  Spare<v1::Risks> risks_;
+
+  // Empties *d as Clear() does, keeping its submessages (cleared) for the next fill.
+  void Reset(v1::FlowMetadata* d) {
+    category.Keep(d);
+    ssl.Keep(d);
+    http.Keep(d);
+    dhcp.Keep(d);
+    ssh.Keep(d);
+    dns.Keep(d);
+    bt.Keep(d);
+    risks.Keep(d);
+    d->Clear();
+  }
+
+  using Metadata = v1::FlowMetadata;
+  Spare<v1::Category> category{&Metadata::release_category, &Metadata::set_allocated_category};
+  Spare<v1::SslInfo> ssl{&Metadata::release_ssl, &Metadata::set_allocated_ssl};
+  Spare<v1::HttpInfo> http{&Metadata::release_http, &Metadata::set_allocated_http};
+  Spare<v1::DhcpInfo> dhcp{&Metadata::release_dhcp, &Metadata::set_allocated_dhcp};
+  Spare<v1::SshInfo> ssh{&Metadata::release_ssh, &Metadata::set_allocated_ssh};
+  Spare<v1::DnsInfo> dns{&Metadata::release_dns, &Metadata::set_allocated_dns};
+  Spare<v1::BittorrentInfo> bt{&Metadata::release_bt, &Metadata::set_allocated_bt};
+  Spare<v1::Risks> risks{&Metadata::release_risks, &Metadata::set_allocated_risks};
 };
 
 void NdpiModule::ModuleFree::operator()(ndpi_detection_module_struct* module) const {
@@ -329,7 +313,7 @@ void FillDetection(const NdpiModule& module, const ndpi_flow_struct& flow, ndpi_
   d->set_detected_application_name(module.ProtocolName(application));
   d->set_detection_guessed(guessed);
   d->set_detection_confidence(module.ConfidenceName(flow.confidence));
-  v1::Category* category = parts.Category(d);
+  v1::Category* category = parts.category.Use(d);
   category->set_application(proto.category);
   ndpi_proto_defaults_t* defaults = ndpi_get_proto_defaults(module.raw());
   if (defaults != nullptr && protocol < ndpi_get_num_supported_protocols(module.raw())) {
@@ -337,35 +321,35 @@ void FillDetection(const NdpiModule& module, const ndpi_flow_struct& flow, ndpi_
   }
   AssignText(flow.host_server_name, d->mutable_host_server_name());
   if (UsesTlsState(proto)) {
-    FillTls(flow, parts.Ssl(d));
+    FillTls(flow, parts.ssl.Use(d));
   } else if (Is(proto, NDPI_PROTOCOL_DNS)) {
-    v1::DnsInfo* dns = parts.Dns(d);
+    v1::DnsInfo* dns = parts.dns.Use(d);
     dns->set_query(d->host_server_name());
     dns->set_query_type(flow.protos.dns.query_type);
     dns->set_reply_code(flow.protos.dns.reply_code);
   } else if (Is(proto, NDPI_PROTOCOL_SSH)) {
-    v1::SshInfo* ssh = parts.Ssh(d);
+    v1::SshInfo* ssh = parts.ssh.Use(d);
     AssignText(flow.protos.ssh.client_signature, ssh->mutable_client());
     AssignText(flow.protos.ssh.server_signature, ssh->mutable_server());
   } else if (Is(proto, NDPI_PROTOCOL_DHCP)) {
-    v1::DhcpInfo* dhcp = parts.Dhcp(d);
+    v1::DhcpInfo* dhcp = parts.dhcp.Use(d);
     AssignText(flow.protos.dhcp.fingerprint, dhcp->mutable_fingerprint());
     AssignText(flow.protos.dhcp.class_ident, dhcp->mutable_class_ident());
   } else if (Is(proto, NDPI_PROTOCOL_BITTORRENT)) {
     const auto& hash = flow.protos.bittorrent.hash;
     if (!AllZero(hash, sizeof hash)) {
-      AssignHexLower(hash, sizeof hash, '\0', parts.Bt(d)->mutable_info_hash());
+      AssignHexLower(hash, sizeof hash, '\0', parts.bt.Use(d)->mutable_info_hash());
     }
   }
   // Only flows that have them get an http message (an empty one would still be sent).
   if (flow.http.url != nullptr || flow.http.user_agent != nullptr) {
-    v1::HttpInfo* http = parts.Http(d);
+    v1::HttpInfo* http = parts.http.Use(d);
     AssignText(flow.http.url, http->mutable_url());
     AssignText(flow.http.user_agent, http->mutable_user_agent());
   }
   if (flow.risk != 0) {
     uint16_t client = 0, server = 0;
-    v1::Risks* risks = parts.Risks(d);
+    v1::Risks* risks = parts.risks.Use(d);
     risks->set_ndpi_risk_score(ndpi_risk2score(flow.risk, &client, &server));
     risks->set_ndpi_risk_score_client(client);
     risks->set_ndpi_risk_score_server(server);
