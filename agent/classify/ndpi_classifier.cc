@@ -21,13 +21,9 @@ namespace {
 
 // "0x0303": by hand, snprintf cost more than the rest of the TLS fields.
 void AssignHex16(uint16_t value, std::string* out) {
-  constexpr char kDigits[] = "0123456789abcdef";
-  const char text[6] = {'0',
-                        'x',
-                        kDigits[value >> 12],
-                        kDigits[(value >> 8) & 15],
-                        kDigits[(value >> 4) & 15],
-                        kDigits[value & 15]};
+  const uint8_t big_endian[2] = {static_cast<uint8_t>(value >> 8), static_cast<uint8_t>(value)};
+  char text[6] = {'0', 'x'};
+  WriteHexLower(big_endian, sizeof big_endian, text + 2);
   out->assign(text, sizeof text);
 }
 

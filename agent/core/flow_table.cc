@@ -73,6 +73,7 @@ struct alignas(64) FlowTable::Flow {
   // written out once (20 bytes more than the raw digest, one hex encoding less per event).
   char digest_hex[2 * kDigestBytes] = {};
 };
+
 FlowKey FlowKey::Of(const capture::DecodedPacket& packet, uint8_t interface_index,
                     bool* sender_is_lower) {
   const bool lower =

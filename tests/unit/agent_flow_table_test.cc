@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "capture/packet_decoder.h"
+#include "capture/packet_source.h"
 #include "classify/ndpi_classifier.h"
 #include "core/local_networks.h"
 #include "core/worker.h"
@@ -292,6 +293,49 @@ TEST_F(FlowTableTest, ChangedAnswerIsSentAgainAsUpdated) {
   EXPECT_TRUE(flows[1].flow().detection_updated());
   EXPECT_EQ(flows[1].flow().dns().reply_code(), 3u);
   EXPECT_EQ(flows[1].flow().digest(), flows[0].flow().digest());
+}
+
+// Every TLS field of a `flow` event, over a real capture, against what nDPI's own reader
+// printed for it (../shared/testdata/ndpi-4.2/result/443-git.pcap.out): the values are
+// copied and formatted from nDPI's state by hand (no snprintf, no temporary strings).
+TEST_F(FlowTableTest, TlsFieldsOfARealFlowAreNdpiReadersOnes) {
+  Make();
+  auto source =
+      capture::OpenCaptureFile(std::string(FLOWGATE_TESTDATA) + "/ndpi-4.2/pcap/443-git.pcap");
+  ASSERT_TRUE(source.ok()) << source.status().message();
+  capture::RawPacket raw;
+  capture::DecodedPacket decoded;
+  while (true) {
+    Result<bool> more = (*source)->Next(&raw);
+    ASSERT_TRUE(more.ok()) << more.status().message();
+    if (!*more) break;
+    if (capture::DecodePacket((*source)->link_type(), raw.data, raw.captured_length, nullptr,
+                              &decoded) == capture::DecodeError::kNone) {
+      table_->OnPacket(decoded, raw.timestamp_us, raw.wire_length);
+    }
+  }
+  table_->PurgeAll(v1::PURGE_REASON_TERMINATED);
+  const std::vector<v1::FlowEvent> flows = sink_.Flows();
+  ASSERT_FALSE(flows.empty());
+  const v1::FlowMetadata& last = flows.back().flow();  // the final answer
+  EXPECT_EQ(last.detected_protocol_name(), "TLS");
+  EXPECT_EQ(last.detected_application_name(), "Github");
+  EXPECT_EQ(last.detection_confidence(), "DPI");
+  EXPECT_EQ(last.host_server_name(), "github.com");
+  const v1::SslInfo& ssl = last.ssl();
+  EXPECT_EQ(ssl.version(), "0x0303");       // TLSv1.2
+  EXPECT_EQ(ssl.cipher_suite(), "0xc02f");  // TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+  EXPECT_EQ(ssl.client_sni(), "github.com");
+  EXPECT_EQ(ssl.client_ja3(), "2a26b1a62e40d25d4de3babc9d532f30");
+  EXPECT_EQ(ssl.server_ja3(), "ae53107a2e47ea20c72ac44821a728bf");
+  EXPECT_EQ(ssl.issuer_dn(),
+            "C=US, O=DigiCert Inc, OU=www.digicert.com, CN=DigiCert SHA2 Extended Validation "
+            "Server CA");
+  EXPECT_EQ(ssl.subject_dn(),
+            "C=US, ST=California, L=San Francisco, O=GitHub, Inc., CN=github.com");
+  EXPECT_EQ(ssl.server_cn(), "github.com");
+  EXPECT_EQ(ssl.fingerprint(), "ca06f56b258b7a0d4f2b05470939478651151984");
+  EXPECT_EQ(ssl.alpn(), "http/1.1");
 }
 
 TEST_F(FlowTableTest, DigestDependsOnAgentInterfaceAndFlowOnly) {
