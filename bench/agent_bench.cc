@@ -369,6 +369,10 @@ int Main(int argc, char** argv) {
     bare_fps.push_back(bare.tally().FlowsPerSecond());
     agent_pps.push_back(agent.tally().PacketsPerSecond());
     agent_fps.push_back(agent.tally().FlowsPerSecond());
+    // Each run's own ratio, so that a reader sees the spread behind the median.
+    std::fprintf(stderr, "run %u of %u: worker %.3gM, bare loop %.3gM packets/s, ratio %.3f\n",
+                 i + 1, repeats, agent_pps.back() / 1e6, bare_pps.back() / 1e6,
+                 agent_pps.back() / bare_pps.back());
   }
   Report({"ndpi_bare_packets_per_s", Median(bare_pps), "packets/s", true, std::nullopt, "", 0,
           std::nullopt});
