@@ -8,6 +8,7 @@
 // it yields a DecodeError that callers count.
 #pragma once
 
+#include <bit>
 #include <compare>
 #include <cstddef>
 #include <cstdint>
@@ -36,11 +37,9 @@ struct IpAddress {
   // for IPv4) as unsigned big-endian numbers, which is their order as bytes.
   auto operator<=>(const IpAddress& o) const {
     if (version != o.version) return version <=> o.version;
-    if (version == 4) return __builtin_bswap32(Word32(0)) <=> __builtin_bswap32(o.Word32(0));
-    if (Word64(0) != o.Word64(0)) {
-      return __builtin_bswap64(Word64(0)) <=> __builtin_bswap64(o.Word64(0));
-    }
-    return __builtin_bswap64(Word64(8)) <=> __builtin_bswap64(o.Word64(8));
+    if (version == 4) return Number32() <=> o.Number32();
+    if (Word64(0) != o.Word64(0)) return Number64(0) <=> o.Number64(0);
+    return Number64(8) <=> o.Number64(8);
   }
   // "192.0.2.1" or RFC 5952 text for IPv6 ("2001:db8::1").
   std::string ToString() const;
@@ -57,6 +56,15 @@ struct IpAddress {
     uint64_t word;
     std::memcpy(&word, bytes + at, sizeof word);
     return word;
+  }
+  // The same bytes read as big-endian numbers, whose order is the bytes' order.
+  uint32_t Number32() const {
+    const uint32_t word = Word32(0);
+    return std::endian::native == std::endian::little ? __builtin_bswap32(word) : word;
+  }
+  uint64_t Number64(size_t at) const {
+    const uint64_t word = Word64(at);
+    return std::endian::native == std::endian::little ? __builtin_bswap64(word) : word;
   }
 };
 
