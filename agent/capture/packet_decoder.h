@@ -29,7 +29,7 @@ struct IpAddress {
   // a call to memcmp for 4 or 16 bytes cost more than the rest of the key.
   bool operator==(const IpAddress& o) const {
     if (version != o.version) return false;
-    if (version == 4) return Word32(0) == o.Word32(0);
+    if (version == 4) return Word32() == o.Word32();
     return Word64(0) == o.Word64(0) && Word64(8) == o.Word64(8);
   }
   // Defined here rather than in the .cc file: a deduced (auto) return type must be visible
@@ -46,10 +46,10 @@ struct IpAddress {
   // The same into *out, replacing its text but keeping its buffer (for per-event paths).
   void AssignText(std::string* out) const;
 
- private:
-  uint32_t Word32(size_t at) const {
+  // The address's bytes as native words, for hashing and comparing (IPv4: Word32 only).
+  uint32_t Word32() const {
     uint32_t word;
-    std::memcpy(&word, bytes + at, sizeof word);
+    std::memcpy(&word, bytes, sizeof word);
     return word;
   }
   uint64_t Word64(size_t at) const {
@@ -57,9 +57,11 @@ struct IpAddress {
     std::memcpy(&word, bytes + at, sizeof word);
     return word;
   }
+
+ private:
   // The same bytes read as big-endian numbers, whose order is the bytes' order.
   uint32_t Number32() const {
-    const uint32_t word = Word32(0);
+    const uint32_t word = Word32();
     return std::endian::native == std::endian::little ? __builtin_bswap32(word) : word;
   }
   uint64_t Number64(size_t at) const {

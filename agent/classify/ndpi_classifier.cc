@@ -1,5 +1,6 @@
 #include "classify/ndpi_classifier.h"
 
+#include "flowgate/common/hash_mix.h"
 #include "flowgate/common/identity.h"
 #include "flowgate/common/utf8.h"
 
@@ -291,8 +292,9 @@ namespace {
 
 // Replaces *d with what nDPI found for `flow` (labelled `proto`): the detection fields of a
 // `flow` event.
-void FillDetection(const NdpiModule& module, const ndpi_flow_struct& flow, ndpi_protocol proto,
-                   bool guessed, DetectionParts& parts, v1::FlowMetadata* d) {
+void FillDetection(NdpiModule& module, const ndpi_flow_struct& flow, ndpi_protocol proto,
+                   bool guessed, v1::FlowMetadata* d) {
+  DetectionParts& parts = module.detection_parts();
   parts.Reset(d);
   // Match ndpiReader's naming: "TLS.Google" is protocol TLS, application Google; a lone
   // "HTTP" is protocol HTTP with no application.
@@ -355,17 +357,10 @@ void FillDetection(const NdpiModule& module, const ndpi_flow_struct& flow, ndpi_
   }
 }
 
-}  // namespace
-
-namespace {
-
-// Mixes values into a 64-bit hash (a multiply and xor-shift per word, as FlowKeyHash).
+// Mixes values into a 64-bit hash.
 class Fingerprinter {
  public:
-  void Add(uint64_t value) {
-    hash_ = (hash_ ^ value) * 0x9e3779b97f4a7c15ULL;
-    hash_ ^= hash_ >> 32;
-  }
+  void Add(uint64_t value) { hash_ = MixHash(hash_, value); }
   void Add(const std::string& text) {
     Add(text.size());
     Add(std::hash<std::string_view>()(text));
@@ -437,7 +432,8 @@ ClassifyStep FlowClassifier::Update(NdpiModule& module, bool finishing,
   // not a message per packet, so nothing is built in between.
   if (answered_ && !finishing) return ClassifyStep::kUnchanged;
   // nDPI's state changes only with the packets it is given: with none since the first
-  // answer, the final answer is the first one (most flows that end unfinished).
+  // answer, the final answer is the first one (a flow that ends before another packet of
+  // it reaches nDPI).
   if (answered_ && !fed_since_answer_) {
     module.ReleaseFlowState(std::move(ndpi_flow_));
     return ClassifyStep::kUnchanged;
@@ -457,7 +453,7 @@ ClassifyStep FlowClassifier::Update(NdpiModule& module, bool finishing,
                           proto.master_protocol != NDPI_PROTOCOL_UNKNOWN || finishing;
   if (!has_answer) return ClassifyStep::kPending;
 
-  FillDetection(module, flow, proto, guessed, module.detection_parts(), detection);
+  FillDetection(module, flow, proto, guessed, detection);
   // The answer is final: nDPI's per-flow state goes back to the module, never touched again.
   if (finishing) module.ReleaseFlowState(std::move(ndpi_flow_));
 

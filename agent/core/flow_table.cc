@@ -1,5 +1,6 @@
 #include "core/flow_table.h"
 
+#include "flowgate/common/hash_mix.h"
 #include "flowgate/common/identity.h"
 
 #include <netinet/in.h>
@@ -35,7 +36,7 @@ int Rank(AddressClass c) {
 // Spreads FlowKeyHash's value over the index (its low bits alone also pick the worker, so
 // every key of one worker would share them).
 size_t HomeSlot(uint32_t hash, size_t mask) {
-  return static_cast<size_t>((uint64_t{hash} * 0x9e3779b97f4a7c15ULL) >> 32) & mask;
+  return static_cast<size_t>((uint64_t{hash} * kHashMultiplier) >> 32) & mask;
 }
 
 }  // namespace
@@ -92,34 +93,21 @@ FlowKey FlowKey::Of(const capture::DecodedPacket& packet, uint8_t interface_inde
 }
 
 size_t FlowKeyHash::operator()(const FlowKey& key) const {
-  // Multiply and xor-shift over the ordered key's 64-bit words (both directions of a flow
-  // hash alike because the key is ordered first): a byte at a time cost more per packet
-  // than the rest of the flow lookup.
-  constexpr uint64_t kMultiplier = 0x9e3779b97f4a7c15ULL;
-  auto mix = [](uint64_t h, uint64_t word) {
-    h = (h ^ word) * kMultiplier;
-    return h ^ (h >> 32);
-  };
-  auto load = [](const uint8_t* bytes) {
-    uint64_t word;
-    std::memcpy(&word, bytes, sizeof word);
-    return word;
-  };
+  // Mixed a 64-bit word at a time over the ordered key (both directions of a flow hash
+  // alike because the key is ordered first): a byte at a time cost more per packet than
+  // the rest of the flow lookup.
   const uint64_t ports_and_kind = uint64_t{key.lower_port} | uint64_t{key.upper_port} << 16 |
                                   uint64_t{key.vlan_id} << 32 | uint64_t{key.ip_protocol} << 48 |
                                   uint64_t{key.interface_index} << 56;
-  uint64_t h = mix(key.ip_version, ports_and_kind);
+  uint64_t h = MixHash(key.ip_version, ports_and_kind);
   if (key.ip_version == 6) {
-    h = mix(mix(h, load(key.lower.bytes)), load(key.lower.bytes + 8));
-    h = mix(mix(h, load(key.upper.bytes)), load(key.upper.bytes + 8));
+    h = MixHash(MixHash(h, key.lower.Word64(0)), key.lower.Word64(8));
+    h = MixHash(MixHash(h, key.upper.Word64(0)), key.upper.Word64(8));
   } else {  // only an IPv4 address's own 4 bytes are defined
-    uint32_t lower, upper;
-    std::memcpy(&lower, key.lower.bytes, sizeof lower);
-    std::memcpy(&upper, key.upper.bytes, sizeof upper);
-    h = mix(h, uint64_t{lower} << 32 | upper);
+    h = MixHash(h, uint64_t{key.lower.Word32()} << 32 | key.upper.Word32());
   }
   // The index and the worker choice both use the low bits: fold the high ones in.
-  h *= kMultiplier;
+  h *= kHashMultiplier;
   return static_cast<size_t>(h ^ (h >> 29));
 }
 

@@ -16,16 +16,16 @@ std::string PcapFileHeader() {
 
 std::optional<std::vector<PcapRecord>> ReadEthernetPcap(const std::string& path) {
   Result<std::string> file = ReadTextFile(path, "capture");  // binary-safe
-  if (!file.ok() || file->size() < 24) return std::nullopt;
+  trafficgen::PcapGlobalHeader file_header;
+  if (!file.ok() || file->size() < sizeof file_header) return std::nullopt;
   const std::string& data = *file;
-  uint32_t magic, link_type;
-  std::memcpy(&magic, data.data(), 4);
-  std::memcpy(&link_type, data.data() + 20, 4);
-  if (magic != trafficgen::kPcapMagicMicroseconds || link_type != trafficgen::kLinkTypeEthernet) {
+  std::memcpy(&file_header, data.data(), sizeof file_header);
+  if (file_header.magic != trafficgen::kPcapMagicMicroseconds ||
+      file_header.linktype != trafficgen::kLinkTypeEthernet) {
     return std::nullopt;
   }
   std::vector<PcapRecord> records;
-  size_t offset = 24;
+  size_t offset = sizeof file_header;
   while (offset + sizeof(PcapRecordHeader) <= data.size()) {
     PcapRecordHeader header;
     std::memcpy(&header, data.data() + offset, sizeof header);
