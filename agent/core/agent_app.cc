@@ -488,10 +488,11 @@ class Agent {
       return;
     }
     c.counters->Count(*packet, raw.wire_length);
-    bool lower = true;
-    const size_t hash = FlowKeyHash()(FlowKey::Of(*packet, index, &lower));
-    Worker& worker = *workers_[hash % workers_.size()];
-    if (!worker.queue().Push(*packet, raw.timestamp_us, raw.wire_length, index,
+    // Keyed as interface 0: a worker keeps one flow table per interface, so the interface
+    // tells no flows of one table apart (and a flow's worker need not depend on it).
+    const PacketFlow flow = PacketFlow::Of(*packet, 0);
+    Worker& worker = *workers_[flow.hash % workers_.size()];
+    if (!worker.queue().Push(*packet, flow, raw.timestamp_us, raw.wire_length, index,
                              /*block=*/!c.live)) {
       ++c.queue_dropped;
       ++c.queue_dropped_total;

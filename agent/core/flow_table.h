@@ -13,6 +13,7 @@
 
 #include "capture/packet_decoder.h"
 #include "classify/ndpi_classifier.h"
+#include "core/flow_key.h"
 #include "core/local_networks.h"
 #include "export/event_sink.h"
 
@@ -42,25 +43,6 @@ struct FlowTableOptions {
   size_t max_flows = 262'144;
 };
 
-struct FlowKey {
-  uint8_t ip_version = 0;
-  uint8_t ip_protocol = 0;
-  uint8_t interface_index = 0;
-  uint16_t vlan_id = 0;
-  capture::IpAddress lower, upper;  // ordered: lower address first; equal: lower port first
-  uint16_t lower_port = 0, upper_port = 0;
-  bool operator==(const FlowKey&) const = default;
-
-  // The key of `packet`'s flow; *sender_is_lower says which end sent it.
-  static FlowKey Of(const capture::DecodedPacket& packet, uint8_t interface_index,
-                    bool* sender_is_lower);
-};
-
-struct FlowKeyHash {
-  // Symmetric by construction (the key is ordered), so it also picks a flow's worker.
-  size_t operator()(const FlowKey& key) const;
-};
-
 class FlowTable {
  public:
   FlowTable(FlowTableOptions options, const LocalNetworks& local_networks,
@@ -73,6 +55,10 @@ class FlowTable {
   // detection and refinement. `wire_length` is the frame's length on the wire.
   void OnPacket(const capture::DecodedPacket& packet, uint64_t time_us, uint32_t wire_length,
                 uint8_t interface_index = 0);
+  // The same for a packet whose flow the caller already worked out:
+  // `flow` == PacketFlow::Of(packet, interface_index).
+  void OnPacket(const capture::DecodedPacket& packet, const PacketFlow& flow, uint64_t time_us,
+                uint32_t wire_length);
   // Purges flows idle past their timeout at time `now_ms` (packet time for files).
   void ExpireIdle(uint64_t now_ms);
   // Emits `flow_stats` for every flow that saw packets since the previous call.

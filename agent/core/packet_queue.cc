@@ -6,8 +6,9 @@ namespace flowgate::agent {
 
 PacketQueue::PacketQueue(size_t capacity) : slots_(capacity) {}
 
-bool PacketQueue::Push(const capture::DecodedPacket& packet, uint64_t time_us, uint32_t wire_length,
-                       uint8_t interface_index, bool block) {
+bool PacketQueue::Push(const capture::DecodedPacket& packet, const PacketFlow& flow,
+                       uint64_t time_us, uint32_t wire_length, uint8_t interface_index,
+                       bool block) {
   std::unique_lock lock(mutex_);
   if (block) not_full_.wait(lock, [&] { return closed_ || size_ < slots_.size(); });
   if (closed_ || size_ == slots_.size()) return false;
@@ -19,6 +20,7 @@ bool PacketQueue::Push(const capture::DecodedPacket& packet, uint64_t time_us, u
   if (packet.l4_payload != nullptr) {
     slot.packet.l4_payload = slot.bytes.data() + (packet.l4_payload - packet.l3);
   }
+  slot.flow = flow;
   slot.time_us = time_us;
   slot.wire_length = wire_length;
   slot.interface_index = interface_index;

@@ -9,12 +9,14 @@
 #include <vector>
 
 #include "capture/packet_decoder.h"
+#include "core/flow_key.h"
 
 namespace flowgate::agent {
 
 // One packet on its way to a worker. `packet`'s pointers point into `bytes`.
 struct QueuedPacket {
   capture::DecodedPacket packet;
+  PacketFlow flow;             // as the capture thread found it (interface index 0: see Worker)
   std::vector<uint8_t> bytes;  // the innermost IP packet, as nDPI wants it
   uint64_t time_us = 0;
   uint32_t wire_length = 0;
@@ -30,8 +32,8 @@ class PacketQueue {
   // Copies `packet` in. When the queue is full, waits for room if `block` (capture files:
   // nothing is lost by waiting) or returns false (live capture: the caller counts a drop).
   // Returns false after Close().
-  bool Push(const capture::DecodedPacket& packet, uint64_t time_us, uint32_t wire_length,
-            uint8_t interface_index, bool block);
+  bool Push(const capture::DecodedPacket& packet, const PacketFlow& flow, uint64_t time_us,
+            uint32_t wire_length, uint8_t interface_index, bool block);
 
   enum class PopResult { kPacket, kTimeout, kClosed };
   // Moves the oldest packet into *out (swapping buffers, so both sides keep theirs), waiting

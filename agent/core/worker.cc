@@ -57,7 +57,7 @@ void Worker::Run() {
 void Worker::Handle(const QueuedPacket& item) {
   if (item.interface_index >= tables_.size()) return;
   Table& table = tables_[item.interface_index];
-  table.flows->OnPacket(item.packet, item.time_us, item.wire_length);
+  table.flows->OnPacket(item.packet, item.flow, item.time_us, item.wire_length);
   RunTimers(table, item.time_us / 1000);
 }
 

@@ -96,6 +96,13 @@ capture::DecodedPacket Decode(const Bytes& frame) {
   return packet;
 }
 
+// Hands `frame` to `worker` as a capture thread does: decoded, with its flow worked out.
+bool PushFrame(Worker& worker, const Bytes& frame, uint64_t time_us, uint8_t interface_index) {
+  const capture::DecodedPacket packet = Decode(frame);
+  return worker.queue().Push(packet, PacketFlow::Of(packet, 0), time_us,
+                             static_cast<uint32_t>(frame.size()), interface_index, /*block=*/true);
+}
+
 // Keeps a copy of every event. Thread-safe, so that workers may emit into it.
 class RecordingSink final : public EventSink {
  public:
@@ -555,9 +562,7 @@ TEST(WorkerTest, HandlesQueuedPacketsPerInterfaceAndPurgesAllAtTheEnd) {
     for (int i = 0; i < 5; ++i) {
       const Bytes frame =
           Frame(i % 2 == 0 ? kClient : kServer, i % 2 == 0 ? kServer : kClient, false, 0, kPayload);
-      ASSERT_TRUE(worker.queue().Push(Decode(frame), kStartUs + static_cast<uint64_t>(i) * 1000,
-                                      static_cast<uint32_t>(frame.size()), interface,
-                                      /*block=*/true));
+      ASSERT_TRUE(PushFrame(worker, frame, kStartUs + static_cast<uint64_t>(i) * 1000, interface));
     }
   }
   worker.queue().Close();
@@ -590,9 +595,9 @@ TEST(WorkerTest, ExpiresIdleFlowsOnPacketTime) {
   late.port = 40099;
   const Bytes first = Frame(kClient, kServer, false, 0, kPayload);
   const Bytes second = Frame(late, kServer, false, 0, kPayload);
-  ASSERT_TRUE(worker.queue().Push(Decode(first), kStartUs, 100, 0, true));
+  ASSERT_TRUE(PushFrame(worker, first, kStartUs, 0));
   // Ten seconds of packet time later: the first flow is idle past its timeout.
-  ASSERT_TRUE(worker.queue().Push(Decode(second), kStartUs + 10'000'000, 100, 0, true));
+  ASSERT_TRUE(PushFrame(worker, second, kStartUs + 10'000'000, 0));
   worker.queue().Close();
   thread.join();
 

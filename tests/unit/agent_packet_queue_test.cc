@@ -27,9 +27,12 @@ capture::DecodedPacket PacketOver(std::vector<uint8_t>& bytes) {
 TEST(PacketQueueTest, CopiesPacketsAndHandsThemOutInOrder) {
   PacketQueue queue(4);
   std::vector<uint8_t> frame = {1, 2, 3, 4};
-  ASSERT_TRUE(queue.Push(PacketOver(frame), 10, 60, 0, /*block=*/false));
+  PacketFlow flow;
+  flow.hash = 0x1234;  // the worker's table takes the capture thread's flow as it is
+  flow.sender_is_lower = false;
+  ASSERT_TRUE(queue.Push(PacketOver(frame), flow, 10, 60, 0, /*block=*/false));
   frame = {5, 6, 7, 8};  // the capture reuses its buffer: the queued copy must not change
-  ASSERT_TRUE(queue.Push(PacketOver(frame), 20, 70, 1, /*block=*/false));
+  ASSERT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 20, 70, 1, /*block=*/false));
 
   QueuedPacket out;
   ASSERT_EQ(queue.Pop(&out, milliseconds(0)), PacketQueue::PopResult::kPacket);
@@ -38,6 +41,8 @@ TEST(PacketQueueTest, CopiesPacketsAndHandsThemOutInOrder) {
   EXPECT_EQ(out.packet.l4_payload, out.bytes.data() + 2);
   EXPECT_EQ(out.time_us, 10u);
   EXPECT_EQ(out.wire_length, 60u);
+  EXPECT_EQ(out.flow.hash, 0x1234u);
+  EXPECT_FALSE(out.flow.sender_is_lower);
   ASSERT_EQ(queue.Pop(&out, milliseconds(0)), PacketQueue::PopResult::kPacket);
   EXPECT_EQ(out.bytes, (std::vector<uint8_t>{5, 6, 7, 8}));
   EXPECT_EQ(out.interface_index, 1u);
@@ -48,23 +53,26 @@ TEST(PacketQueueTest, FullQueueRefusesNonBlockingPushesUntilThereIsRoom) {
   PacketQueue queue(2);
   std::vector<uint8_t> frame = {1, 2, 3};
   int refused = 0;
-  for (int i = 0; i < 5; ++i) refused += !queue.Push(PacketOver(frame), i, 3, 0, false);
+  for (int i = 0; i < 5; ++i)
+    refused += !queue.Push(PacketOver(frame), PacketFlow{}, i, 3, 0, false);
   EXPECT_EQ(refused, 3) << "a capacity of 2 takes 2 of 5; the caller counts 3 drops";
 
   QueuedPacket out;
   ASSERT_EQ(queue.Pop(&out, milliseconds(0)), PacketQueue::PopResult::kPacket);
   EXPECT_EQ(out.time_us, 0u) << "the oldest packets are kept, the newest refused";
-  EXPECT_TRUE(queue.Push(PacketOver(frame), 9, 3, 0, false)) << "room again after a pop";
+  EXPECT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 9, 3, 0, false))
+      << "room again after a pop";
 }
 
 TEST(PacketQueueTest, BlockingPushWaitsForTheConsumer) {
   PacketQueue queue(1);
   std::vector<uint8_t> frame = {1};
-  ASSERT_TRUE(queue.Push(PacketOver(frame), 1, 1, 0, false));
+  ASSERT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 1, 1, 0, false));
   bool pushed = false;
   std::thread producer([&] {
     std::vector<uint8_t> second = {2};
-    pushed = queue.Push(PacketOver(second), 2, 1, 0, /*block=*/true);  // waits for room
+    pushed =
+        queue.Push(PacketOver(second), PacketFlow{}, 2, 1, 0, /*block=*/true);  // waits for room
   });
   QueuedPacket out;
   ASSERT_EQ(queue.Pop(&out, milliseconds(5'000)), PacketQueue::PopResult::kPacket);
@@ -79,13 +87,14 @@ TEST(PacketQueueTest, BlockingPushWaitsForTheConsumer) {
 TEST(PacketQueueTest, CloseDrainsThenReportsClosedAndWakesBlockedProducers) {
   PacketQueue queue(1);
   std::vector<uint8_t> frame = {1};
-  ASSERT_TRUE(queue.Push(PacketOver(frame), 1, 1, 0, false));
+  ASSERT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 1, 1, 0, false));
   bool pushed = true;
-  std::thread producer([&] { pushed = queue.Push(PacketOver(frame), 2, 1, 0, true); });
+  std::thread producer(
+      [&] { pushed = queue.Push(PacketOver(frame), PacketFlow{}, 2, 1, 0, true); });
   queue.Close();
   producer.join();
   EXPECT_FALSE(pushed) << "a producer blocked on a full queue gives up when it closes";
-  EXPECT_FALSE(queue.Push(PacketOver(frame), 3, 1, 0, false));
+  EXPECT_FALSE(queue.Push(PacketOver(frame), PacketFlow{}, 3, 1, 0, false));
 
   QueuedPacket out;
   ASSERT_EQ(queue.Pop(&out, milliseconds(5'000)), PacketQueue::PopResult::kPacket);
