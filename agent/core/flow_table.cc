@@ -276,14 +276,18 @@ void FlowTable::OnPacket(const capture::DecodedPacket& packet, const PacketFlow&
                             packet_flow.sender_is_lower, time_ms);
   const uint8_t sender = packet_flow.sender_is_lower ? kLower : kUpper;
 
-  // Re-file the flow at the back of its idle list (it moves to the short list after a FIN).
-  ListFor(*flow).Remove(flow);
-  if ((packet.tcp_flags & (kTcpFin | kTcpRst)) != 0) {
-    flow->closing = true;
-    flow->in_long_list = false;
+  // Re-file the flow at the back of its idle list (it moves to the short list after a FIN),
+  // unless it is there already: a flow's packets often come in runs, and re-filing touches
+  // its neighbours' cache lines.
+  const bool closes = (packet.tcp_flags & (kTcpFin | kTcpRst)) != 0;
+  const bool changes_list = closes && flow->in_long_list;
+  if (changes_list || ListFor(*flow).tail != flow) {
+    ListFor(*flow).Remove(flow);
+    if (changes_list) flow->in_long_list = false;
+    ListFor(*flow).PushBack(flow);
   }
+  if (closes) flow->closing = true;
   if ((packet.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn) flow->origin_side = sender;
-  ListFor(*flow).PushBack(flow);
 
   flow->last_seen_ms = std::max(flow->last_seen_ms, time_ms);
   flow->bytes[sender] += wire_length;
