@@ -129,7 +129,9 @@ class DetectionParts {
     std::unique_ptr<M> kept_;
   };
 
-  // Empties *d as Clear() does, keeping its submessages (cleared) for the next fill.
+  // Takes *d's submessages back (cleared) for the next fill. The other detection fields
+  // are all set by every fill, and the rest by the flow table for every event: clearing
+  // the whole message first showed in the worker's profile.
   void Reset(v1::FlowMetadata* d) {
     category.Keep(d);
     ssl.Keep(d);
@@ -139,7 +141,6 @@ class DetectionParts {
     dns.Keep(d);
     bt.Keep(d);
     risks.Keep(d);
-    d->Clear();
   }
 
   using Metadata = v1::FlowMetadata;
@@ -290,8 +291,8 @@ ClassifyStep FlowClassifier::Finish(NdpiModule& module, v1::FlowMetadata* detect
 
 namespace {
 
-// Replaces *d with what nDPI found for `flow` (labelled `proto`): the detection fields of a
-// `flow` event.
+// Sets every detection field of a `flow` event in *d to what nDPI found for `flow`
+// (labelled `proto`); leaves its other fields alone.
 void FillDetection(NdpiModule& module, const ndpi_flow_struct& flow, ndpi_protocol proto,
                    bool guessed, v1::FlowMetadata* d) {
   DetectionParts& parts = module.detection_parts();

@@ -63,8 +63,9 @@ class FlowClassifier {
   // Gives one packet (starting at its IP header) to nDPI, unless classification is final.
   // When the result is kDetected or kRefined, *detection holds the detection fields of the
   // `flow` event that is due (detected_*, category, host name, ssl, http, dns, dhcp, ssh,
-  // bt, risks, detection_guessed, detection_confidence) and nothing else. Otherwise its
-  // content is unspecified: callers pass a reused message, so nothing is built per packet.
+  // bt, risks, detection_guessed, detection_confidence), every one of them set; its other
+  // fields are left as they were, for the caller to set. Otherwise its content is
+  // unspecified: callers pass a reused message, so nothing is built per packet.
   ClassifyStep Process(NdpiModule& module, const uint8_t* l3, size_t l3_length, uint64_t time_ms,
                        v1::FlowMetadata* detection);
   // Makes the classification final now (a guess if nDPI has no answer): at flow end.

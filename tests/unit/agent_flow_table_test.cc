@@ -103,6 +103,24 @@ bool PushFrame(Worker& worker, const Bytes& frame, uint64_t time_us, uint8_t int
                              static_cast<uint32_t>(frame.size()), interface_index, /*block=*/true);
 }
 
+// Feeds every packet of a reference capture to `table`, then ends its flows (terminated).
+void FeedReferenceCapture(const std::string& name, FlowTable& table) {
+  auto source = capture::OpenCaptureFile(std::string(FLOWGATE_TESTDATA) + "/ndpi-4.2/pcap/" + name);
+  ASSERT_TRUE(source.ok()) << source.status().message();
+  capture::RawPacket raw;
+  capture::DecodedPacket decoded;
+  while (true) {
+    Result<bool> more = (*source)->Next(&raw);
+    ASSERT_TRUE(more.ok()) << name << ": " << more.status().message();
+    if (!*more) break;
+    if (capture::DecodePacket((*source)->link_type(), raw.data, raw.captured_length, nullptr,
+                              &decoded) == capture::DecodeError::kNone) {
+      table.OnPacket(decoded, raw.timestamp_us, raw.wire_length);
+    }
+  }
+  table.PurgeAll(v1::PURGE_REASON_TERMINATED);
+}
+
 // Keeps a copy of every event. Thread-safe, so that workers may emit into it.
 class RecordingSink final : public EventSink {
  public:
@@ -307,21 +325,7 @@ TEST_F(FlowTableTest, ChangedAnswerIsSentAgainAsUpdated) {
 // copied and formatted from nDPI's state by hand (no snprintf, no temporary strings).
 TEST_F(FlowTableTest, TlsFieldsOfARealFlowAreNdpiReadersOnes) {
   Make();
-  auto source =
-      capture::OpenCaptureFile(std::string(FLOWGATE_TESTDATA) + "/ndpi-4.2/pcap/443-git.pcap");
-  ASSERT_TRUE(source.ok()) << source.status().message();
-  capture::RawPacket raw;
-  capture::DecodedPacket decoded;
-  while (true) {
-    Result<bool> more = (*source)->Next(&raw);
-    ASSERT_TRUE(more.ok()) << more.status().message();
-    if (!*more) break;
-    if (capture::DecodePacket((*source)->link_type(), raw.data, raw.captured_length, nullptr,
-                              &decoded) == capture::DecodeError::kNone) {
-      table_->OnPacket(decoded, raw.timestamp_us, raw.wire_length);
-    }
-  }
-  table_->PurgeAll(v1::PURGE_REASON_TERMINATED);
+  FeedReferenceCapture("443-git.pcap", *table_);
   const std::vector<v1::FlowEvent> flows = sink_.Flows();
   ASSERT_FALSE(flows.empty());
   const v1::FlowMetadata& last = flows.back().flow();  // the final answer
@@ -343,6 +347,40 @@ TEST_F(FlowTableTest, TlsFieldsOfARealFlowAreNdpiReadersOnes) {
   EXPECT_EQ(ssl.server_cn(), "github.com");
   EXPECT_EQ(ssl.fingerprint(), "ca06f56b258b7a0d4f2b05470939478651151984");
   EXPECT_EQ(ssl.alpn(), "http/1.1");
+}
+
+// Events are built in messages reused from flow to flow (clearing and re-making them showed
+// in the worker's profile): nothing a flow set may linger into a later flow's events. The
+// captures cover TLS with every ssl field, HTTP over IPv6, SSH, BitTorrent, DNS and flows
+// nDPI can only guess (a SYN scan).
+TEST(FlowTableReuseTest, EventsCarryNothingOverFromEarlierFlows) {
+  const std::vector<std::string> captures = {
+      "443-git.pcap",    "http_ipv6.pcap",           "ssh.pcap",
+      "bittorrent.pcap", "dns_ambiguous_names.pcap", "synscan.pcap"};
+  LocalNetworks local;
+  RecordingSink one_after_another;
+  {
+    auto ndpi = Ndpi();
+    FlowTable table(Options(), local, *ndpi, one_after_another);
+    for (const std::string& name : captures) FeedReferenceCapture(name, table);
+  }
+  std::vector<v1::Event> each_alone;
+  for (const std::string& name : captures) {
+    RecordingSink sink;
+    auto ndpi = Ndpi();
+    FlowTable table(Options(), local, *ndpi, sink);
+    FeedReferenceCapture(name, table);
+    const std::vector<v1::Event> events = sink.events();
+    each_alone.insert(each_alone.end(), events.begin(), events.end());
+  }
+  const std::vector<v1::Event> reused = one_after_another.events();
+  ASSERT_EQ(reused.size(), each_alone.size());
+  size_t flows = 0;
+  for (size_t i = 0; i < reused.size(); ++i) {
+    flows += reused[i].has_flow();
+    ASSERT_EQ(reused[i].DebugString(), each_alone[i].DebugString()) << "event " << i;
+  }
+  EXPECT_GT(flows, 100u) << "the captures hold hundreds of flows";
 }
 
 TEST_F(FlowTableTest, DigestDependsOnAgentInterfaceAndFlowOnly) {
