@@ -46,7 +46,10 @@ void AssignText(const char (&text)[N], std::string* out) {
   AssignValidUtf8(std::string_view(text, strnlen(text, N)), out);
 }
 
-void AssignText(const char* text, std::string* out) {
+// Text nDPI allocated (certificate names, URL, ...), NUL-terminated by nDPI itself. Named
+// apart from AssignText: as an overload, this one was chosen for arrays too (a non-template
+// wins a tie), and arrays were read up to a NUL wherever it was.
+void AssignAllocatedText(const char* text, std::string* out) {
   if (text == nullptr) {
     out->clear();
   } else {
@@ -83,8 +86,8 @@ void FillTls(const ndpi_flow_struct& flow, v1::SslInfo* ssl) {
   if (tls.ssl_version != 0) AssignHex16(tls.ssl_version, ssl->mutable_version());
   if (tls.server_cipher != 0) AssignHex16(tls.server_cipher, ssl->mutable_cipher_suite());
   AssignText(flow.host_server_name, ssl->mutable_client_sni());
-  AssignText(tls.issuerDN, ssl->mutable_issuer_dn());
-  AssignText(tls.subjectDN, ssl->mutable_subject_dn());
+  AssignAllocatedText(tls.issuerDN, ssl->mutable_issuer_dn());
+  AssignAllocatedText(tls.subjectDN, ssl->mutable_subject_dn());
   AssignCommonName(ssl->subject_dn(), ssl->mutable_server_cn());
   AssignText(tls.ja3_client, ssl->mutable_client_ja3());
   AssignText(tls.ja3_server, ssl->mutable_server_ja3());
@@ -92,7 +95,7 @@ void FillTls(const ndpi_flow_struct& flow, v1::SslInfo* ssl) {
     AssignHexLower(tls.sha1_certificate_fingerprint, sizeof tls.sha1_certificate_fingerprint, '\0',
                    ssl->mutable_fingerprint());
   }
-  AssignText(tls.alpn, ssl->mutable_alpn());
+  AssignAllocatedText(tls.alpn, ssl->mutable_alpn());
 }
 
 }  // namespace
@@ -343,8 +346,8 @@ void FillDetection(NdpiModule& module, const ndpi_flow_struct& flow, ndpi_protoc
   // Only flows that have them get an http message (an empty one would still be sent).
   if (flow.http.url != nullptr || flow.http.user_agent != nullptr) {
     v1::HttpInfo* http = parts.http.Use(d);
-    AssignText(flow.http.url, http->mutable_url());
-    AssignText(flow.http.user_agent, http->mutable_user_agent());
+    AssignAllocatedText(flow.http.url, http->mutable_url());
+    AssignAllocatedText(flow.http.user_agent, http->mutable_user_agent());
   }
   if (flow.risk != 0) {
     uint16_t client = 0, server = 0;
