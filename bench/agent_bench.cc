@@ -210,8 +210,8 @@ class AgentLoop {
 
   static agent::FlowTableOptions Options() {
     agent::FlowTableOptions options;
-    // An agent's own id is a UUID: the digest's salt is then long enough that each flow's
-    // SHA-1 takes two blocks, as it does in the field (a short id would hide one).
+    // An agent's own id is a UUID, as in the field (before the digest's salt was hashed
+    // ahead in whole blocks, a short id hid one SHA-1 block per flow).
     options.agent_id = MakeUuid();
     options.interfaces = {{"eth0", true}};
     options.max_flows = 1 << 22;

@@ -19,6 +19,12 @@ constexpr uint8_t kLower = 0, kUpper = 1;
 constexpr size_t kMaxChunkFlows = 4096;
 constexpr size_t kMinIndexSlots = 64;
 constexpr size_t kDigestBytes = 20;  // SHA-1
+constexpr size_t kSha1BlockBytes = 64;
+// A flow's digest input: version, protocol, VLAN, two ports, two addresses (IPv6 at most).
+constexpr size_t kMaxFlowDigestInput = 8 + 2 * 16;
+// SHA-1 ends the message with 0x80 and its 8-byte length: with the salt in whole blocks
+// before it, a flow's input and that end take exactly one block.
+static_assert(kMaxFlowDigestInput + 1 + 8 <= kSha1BlockBytes);
 
 int Rank(AddressClass c) {
   switch (c) {
@@ -93,14 +99,16 @@ FlowTable::FlowTable(FlowTableOptions options, const LocalNetworks& local_networ
     : options_(std::move(options)), local_networks_(local_networks), ndpi_(ndpi), sink_(sink) {
   static_assert(sizeof(Flow) == 256, "a flow is four cache lines; see its layout");
   if (options_.interfaces.empty()) options_.interfaces.push_back(FlowInterface{});
-  const char nul = '\0';
   for (const FlowInterface& interface : options_.interfaces) {
+    // The salt is padded with zeros to whole SHA-1 blocks, all hashed into the prefix: a
+    // flow's own bytes and SHA-1's end padding then fit one more block, so a flow costs one
+    // block, not the two it took when a UUID agent id and an interface name spilled into
+    // the flow's block. The zeros follow the second NUL, so distinct salts stay distinct.
+    std::string salt = options_.agent_id + '\0' + interface.name + '\0';
+    salt.resize((salt.size() + kSha1BlockBytes - 1) / kSha1BlockBytes * kSha1BlockBytes, '\0');
     SHA_CTX& prefix = digest_prefixes_.emplace_back();
     SHA1_Init(&prefix);
-    SHA1_Update(&prefix, options_.agent_id.data(), options_.agent_id.size());
-    SHA1_Update(&prefix, &nul, 1);
-    SHA1_Update(&prefix, interface.name.data(), interface.name.size());
-    SHA1_Update(&prefix, &nul, 1);
+    SHA1_Update(&prefix, salt.data(), salt.size());
   }
   // Small tables (tests, fuzzing) get small chunks; ids stay below 2^32 either way.
   const size_t chunk = std::bit_ceil(std::clamp<size_t>(options_.max_flows, 1, kMaxChunkFlows));
@@ -183,14 +191,14 @@ void FlowTable::SetDigest(Flow& flow, std::string* digest_hex) {
     // more than the hash itself, and EVP cannot start cheaply from a salted state.
     const FlowKey& key = flow.key;
     const size_t address_bytes = key.ip_version == 6 ? 16 : 4;
-    uint8_t input[8 + 2 * 16] = {key.ip_version,
-                                 key.ip_protocol,
-                                 static_cast<uint8_t>(key.vlan_id >> 8),
-                                 static_cast<uint8_t>(key.vlan_id),
-                                 static_cast<uint8_t>(key.lower_port >> 8),
-                                 static_cast<uint8_t>(key.lower_port),
-                                 static_cast<uint8_t>(key.upper_port >> 8),
-                                 static_cast<uint8_t>(key.upper_port)};
+    uint8_t input[kMaxFlowDigestInput] = {key.ip_version,
+                                          key.ip_protocol,
+                                          static_cast<uint8_t>(key.vlan_id >> 8),
+                                          static_cast<uint8_t>(key.vlan_id),
+                                          static_cast<uint8_t>(key.lower_port >> 8),
+                                          static_cast<uint8_t>(key.lower_port),
+                                          static_cast<uint8_t>(key.upper_port >> 8),
+                                          static_cast<uint8_t>(key.upper_port)};
     std::memcpy(input + 8, key.lower.bytes, address_bytes);
     std::memcpy(input + 8 + address_bytes, key.upper.bytes, address_bytes);
     SHA_CTX context = digest_prefixes_[key.interface_index];
