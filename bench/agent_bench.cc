@@ -198,6 +198,7 @@ class AgentLoop {
       Shift(p, round, &scratch_);
       Handoff& h = handoffs_[i - first];
       if (!h.decoded) continue;
+      if (i + 1 < end) table_.Prefetch(handoffs_[i + 1 - first].flow);  // as the worker does
       // The raw corpus packet is its own innermost IP packet.
       h.packet.l3 = scratch_.data();
       if (h.packet.l4_payload != nullptr)

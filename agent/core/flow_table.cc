@@ -267,6 +267,10 @@ FlowTable::Flow* FlowTable::FindOrCreate(const FlowKey& key, uint32_t hash,
   return flow;
 }
 
+void FlowTable::Prefetch(const PacketFlow& flow) const {
+  __builtin_prefetch(&index_[HomeSlot(static_cast<uint32_t>(flow.hash), index_.size() - 1)]);
+}
+
 void FlowTable::OnPacket(const capture::DecodedPacket& packet, uint64_t time_us,
                          uint32_t wire_length, uint8_t interface_index) {
   if (interface_index >= options_.interfaces.size()) interface_index = 0;

@@ -59,6 +59,9 @@ class FlowTable {
   // `flow` == PacketFlow::Of(packet, interface_index).
   void OnPacket(const capture::DecodedPacket& packet, const PacketFlow& flow, uint64_t time_us,
                 uint32_t wire_length);
+  // Starts fetching the index slot OnPacket(…, flow, …) reads first, for a caller that
+  // knows its next packet while handling this one. Changes nothing.
+  void Prefetch(const PacketFlow& flow) const;
   // Purges flows idle past their timeout at time `now_ms` (packet time for files).
   void ExpireIdle(uint64_t now_ms);
   // Emits `flow_stats` for every flow that saw packets since the previous call.

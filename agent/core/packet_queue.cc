@@ -30,18 +30,22 @@ bool PacketQueue::Push(const capture::DecodedPacket& packet, const PacketFlow& f
   return true;
 }
 
-PacketQueue::PopResult PacketQueue::Pop(QueuedPacket* out, std::chrono::milliseconds timeout) {
+PacketQueue::PopResult PacketQueue::Pop(std::span<QueuedPacket> out, size_t* count,
+                                        std::chrono::milliseconds timeout) {
+  *count = 0;
   std::unique_lock lock(mutex_);
   if (!not_empty_.wait_for(lock, timeout, [&] { return closed_ || size_ > 0; })) {
     return PopResult::kTimeout;
   }
   if (size_ == 0) return PopResult::kClosed;
-  std::swap(*out, slots_[head_]);
-  head_ = (head_ + 1) % slots_.size();
-  --size_;
+  while (*count < out.size() && size_ > 0) {
+    std::swap(out[(*count)++], slots_[head_]);
+    head_ = (head_ + 1) % slots_.size();
+    --size_;
+  }
   lock.unlock();
-  not_full_.notify_one();
-  return PopResult::kPacket;
+  not_full_.notify_all();  // room for as many pushers as packets taken
+  return PopResult::kPackets;
 }
 
 size_t PacketQueue::depth() const {

@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <span>
 #include <vector>
 
 #include "capture/packet_decoder.h"
@@ -35,10 +36,12 @@ class PacketQueue {
   bool Push(const capture::DecodedPacket& packet, const PacketFlow& flow, uint64_t time_us,
             uint32_t wire_length, uint8_t interface_index, bool block);
 
-  enum class PopResult { kPacket, kTimeout, kClosed };
-  // Moves the oldest packet into *out (swapping buffers, so both sides keep theirs), waiting
-  // at most `timeout`. kClosed once Close() was called and the queue is empty.
-  PopResult Pop(QueuedPacket* out, std::chrono::milliseconds timeout);
+  enum class PopResult { kPackets, kTimeout, kClosed };
+  // Moves the oldest packets, as many as wait and fit, into out[0, *count) (swapping
+  // buffers, so both sides keep theirs), waiting at most `timeout` for the first: one lock
+  // for all of them, where a lock per packet cost the worker more than its flow lookup.
+  // kClosed once Close() was called and the queue is empty.
+  PopResult Pop(std::span<QueuedPacket> out, size_t* count, std::chrono::milliseconds timeout);
 
   // No more pushes; Pop() drains what is left, then reports kClosed. Wakes blocked pushers.
   void Close();

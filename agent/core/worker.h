@@ -45,6 +45,7 @@ class Worker {
     uint64_t next_expiry_ms = 0;  // 0: no packet yet
     uint64_t next_update_ms = 0;
   };
+  void Prefetch(const QueuedPacket& item) const;
   void Handle(const QueuedPacket& item);
   void RunTimers(Table& table, uint64_t now_ms);
   void PublishStats();

@@ -24,6 +24,14 @@ capture::DecodedPacket PacketOver(std::vector<uint8_t>& bytes) {
   return packet;
 }
 
+// Pops into a batch of one.
+PacketQueue::PopResult PopOne(PacketQueue& queue, QueuedPacket* out, milliseconds timeout) {
+  size_t count = 0;
+  const PacketQueue::PopResult result = queue.Pop(std::span(out, 1), &count, timeout);
+  EXPECT_EQ(count, result == PacketQueue::PopResult::kPackets ? 1u : 0u);
+  return result;
+}
+
 TEST(PacketQueueTest, CopiesPacketsAndHandsThemOutInOrder) {
   PacketQueue queue(4);
   std::vector<uint8_t> frame = {1, 2, 3, 4};
@@ -35,7 +43,7 @@ TEST(PacketQueueTest, CopiesPacketsAndHandsThemOutInOrder) {
   ASSERT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 20, 70, 1, /*block=*/false));
 
   QueuedPacket out;
-  ASSERT_EQ(queue.Pop(&out, milliseconds(0)), PacketQueue::PopResult::kPacket);
+  ASSERT_EQ(PopOne(queue, &out, milliseconds(0)), PacketQueue::PopResult::kPackets);
   EXPECT_EQ(out.bytes, (std::vector<uint8_t>{1, 2, 3, 4}));
   EXPECT_EQ(out.packet.l3, out.bytes.data()) << "decoded fields point into the copy";
   EXPECT_EQ(out.packet.l4_payload, out.bytes.data() + 2);
@@ -43,10 +51,10 @@ TEST(PacketQueueTest, CopiesPacketsAndHandsThemOutInOrder) {
   EXPECT_EQ(out.wire_length, 60u);
   EXPECT_EQ(out.flow.hash, 0x1234u);
   EXPECT_FALSE(out.flow.sender_is_lower);
-  ASSERT_EQ(queue.Pop(&out, milliseconds(0)), PacketQueue::PopResult::kPacket);
+  ASSERT_EQ(PopOne(queue, &out, milliseconds(0)), PacketQueue::PopResult::kPackets);
   EXPECT_EQ(out.bytes, (std::vector<uint8_t>{5, 6, 7, 8}));
   EXPECT_EQ(out.interface_index, 1u);
-  EXPECT_EQ(queue.Pop(&out, milliseconds(1)), PacketQueue::PopResult::kTimeout);
+  EXPECT_EQ(PopOne(queue, &out, milliseconds(1)), PacketQueue::PopResult::kTimeout);
 }
 
 TEST(PacketQueueTest, FullQueueRefusesNonBlockingPushesUntilThereIsRoom) {
@@ -58,7 +66,7 @@ TEST(PacketQueueTest, FullQueueRefusesNonBlockingPushesUntilThereIsRoom) {
   EXPECT_EQ(refused, 3) << "a capacity of 2 takes 2 of 5; the caller counts 3 drops";
 
   QueuedPacket out;
-  ASSERT_EQ(queue.Pop(&out, milliseconds(0)), PacketQueue::PopResult::kPacket);
+  ASSERT_EQ(PopOne(queue, &out, milliseconds(0)), PacketQueue::PopResult::kPackets);
   EXPECT_EQ(out.time_us, 0u) << "the oldest packets are kept, the newest refused";
   EXPECT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 9, 3, 0, false))
       << "room again after a pop";
@@ -75,13 +83,40 @@ TEST(PacketQueueTest, BlockingPushWaitsForTheConsumer) {
         queue.Push(PacketOver(second), PacketFlow{}, 2, 1, 0, /*block=*/true);  // waits for room
   });
   QueuedPacket out;
-  ASSERT_EQ(queue.Pop(&out, milliseconds(5'000)), PacketQueue::PopResult::kPacket);
+  ASSERT_EQ(PopOne(queue, &out, milliseconds(5'000)), PacketQueue::PopResult::kPackets);
   EXPECT_EQ(out.time_us, 1u);
-  ASSERT_EQ(queue.Pop(&out, milliseconds(5'000)), PacketQueue::PopResult::kPacket)
+  ASSERT_EQ(PopOne(queue, &out, milliseconds(5'000)), PacketQueue::PopResult::kPackets)
       << "the blocked producer's packet arrives once there is room";
   EXPECT_EQ(out.time_us, 2u);
   producer.join();
   EXPECT_TRUE(pushed);
+}
+
+TEST(PacketQueueTest, PopTakesWhatWaitsUpToTheBatchAndMakesRoomForEveryBlockedProducer) {
+  PacketQueue queue(2);
+  std::vector<uint8_t> frame = {1};
+  ASSERT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 1, 1, 0, false));
+  ASSERT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 2, 1, 0, false));
+  // Two producers wait on the full queue; one pop of two must let both in.
+  std::thread third(
+      [&] { EXPECT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 3, 1, 0, true)); });
+  std::thread fourth(
+      [&] { EXPECT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 4, 1, 0, true)); });
+
+  std::vector<QueuedPacket> batch(3);
+  size_t count = 0;
+  ASSERT_EQ(queue.Pop(batch, &count, milliseconds(5'000)), PacketQueue::PopResult::kPackets);
+  ASSERT_EQ(count, 2u) << "both waiting packets, in one batch";
+  EXPECT_EQ(batch[0].time_us, 1u);
+  EXPECT_EQ(batch[1].time_us, 2u);
+  size_t later = 0;
+  while (later < 2) {
+    ASSERT_EQ(queue.Pop(batch, &count, milliseconds(5'000)), PacketQueue::PopResult::kPackets)
+        << "a producer was left waiting for room the pop made";
+    later += count;
+  }
+  third.join();
+  fourth.join();
 }
 
 TEST(PacketQueueTest, CloseDrainsThenReportsClosedAndWakesBlockedProducers) {
@@ -97,9 +132,9 @@ TEST(PacketQueueTest, CloseDrainsThenReportsClosedAndWakesBlockedProducers) {
   EXPECT_FALSE(queue.Push(PacketOver(frame), PacketFlow{}, 3, 1, 0, false));
 
   QueuedPacket out;
-  ASSERT_EQ(queue.Pop(&out, milliseconds(5'000)), PacketQueue::PopResult::kPacket);
+  ASSERT_EQ(PopOne(queue, &out, milliseconds(5'000)), PacketQueue::PopResult::kPackets);
   EXPECT_EQ(out.time_us, 1u) << "what was queued before Close() is still handed out";
-  EXPECT_EQ(queue.Pop(&out, milliseconds(5'000)), PacketQueue::PopResult::kClosed);
+  EXPECT_EQ(PopOne(queue, &out, milliseconds(5'000)), PacketQueue::PopResult::kClosed);
 }
 
 }  // namespace
