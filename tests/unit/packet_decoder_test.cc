@@ -656,6 +656,13 @@ TEST(PacketDecoderTest, IpAddressTextAndOrderAgreeWithLibc) {
     const uint16_t words[8] = {0, 0, 0, 0, 0, fifth, 0xc000, 0x0201};
     addresses.push_back(v6_of_words(words));
   }
+  for (int b = 0; b < 256; ++b) {  // every byte's digits, in each position
+    IpAddress a;
+    a.version = 4;
+    const uint8_t byte = static_cast<uint8_t>(b), flipped = static_cast<uint8_t>(255 - b);
+    a.bytes[0] = byte, a.bytes[1] = flipped, a.bytes[2] = byte, a.bytes[3] = flipped;
+    addresses.push_back(a);
+  }
   for (int i = 0; i < 2000; ++i) {
     IpAddress a;
     a.version = (i % 3 == 0) ? 4 : 6;
