@@ -55,6 +55,9 @@ size_t HomeSlot(uint32_t hash, size_t mask) {
 // the first two cache lines (key and links; times, counters, MACs, flags and whether nDPI
 // still has the flow). Spread over four lines, those misses showed in the worker's profile.
 struct alignas(64) FlowTable::Flow {
+  Flow() = default;  // a free place
+  Flow(classify::NdpiModule& ndpi, uint8_t ip_protocol) : classifier(ndpi, ip_protocol) {}
+
   // Cache line 0: finding the flow, keeping its place in the idle list.
   FlowKey key;
   uint32_t hash = 0;     // FlowKeyHash of key, truncated
@@ -125,7 +128,7 @@ FlowTable::Flow& FlowTable::FlowAt(uint32_t id) {
   return chunks_[id >> chunk_shift_][id & ((uint32_t{1} << chunk_shift_) - 1)];
 }
 
-FlowTable::Flow* FlowTable::NewFlow() {
+FlowTable::Flow* FlowTable::NewFlow(uint8_t ip_protocol) {
   uint32_t id;
   if (!free_ids_.empty()) {
     id = free_ids_.back();
@@ -137,10 +140,10 @@ FlowTable::Flow* FlowTable::NewFlow() {
     id = next_id_++;
   }
   Flow* flow = &FlowAt(id);
-  // Made again in place: assigning a fresh Flow{} built a temporary and moved it member by
-  // member.
+  // Made again in place, classifier and all: assigning a fresh Flow{} built a temporary
+  // and moved it member by member, and so did moving a classifier made apart into it.
   std::destroy_at(flow);
-  std::construct_at(flow);
+  std::construct_at(flow, ndpi_, ip_protocol);
   flow->id = id;
   return flow;
 }
@@ -230,10 +233,9 @@ FlowTable::Flow* FlowTable::FindOrCreate(const FlowKey& key, uint32_t hash,
     stats_.set_evicted(stats_.evicted() + 1);
     Purge(oldest, v1::PURGE_REASON_EVICTED);
   }
-  Flow* flow = NewFlow();
+  Flow* flow = NewFlow(packet.ip_protocol);
   flow->key = key;
   flow->hash = hash;
-  flow->classifier = classify::FlowClassifier(ndpi_, packet.ip_protocol);
   IndexInsert(flow->id, hash);
   flow->first_seen_ms = time_ms;
   // The first packet's sender opened the flow, unless it is a SYN+ACK: then the receiver did.

@@ -92,7 +92,8 @@ class FlowTable {
   Flow* FindOrCreate(const FlowKey& key, uint32_t hash, const capture::DecodedPacket& packet,
                      bool sender_is_lower, uint64_t time_ms);
   Flow& FlowAt(uint32_t id);
-  Flow* NewFlow();
+  // A cleared flow (reusing a purged one's place), its classifier ready for nDPI.
+  Flow* NewFlow(uint8_t ip_protocol);
   void IndexInsert(uint32_t id, uint32_t hash);
   void IndexErase(uint32_t id, uint32_t hash);
   void GrowIndex();
