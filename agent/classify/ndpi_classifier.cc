@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <bit>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -69,15 +70,33 @@ void AssignCommonName(std::string_view dn, std::string* out) {
       dn.substr(at + 3, end == std::string_view::npos ? std::string_view::npos : end - at - 3));
 }
 
-bool Is(const ndpi_protocol& p, uint16_t id) {
-  return p.master_protocol == id || p.app_protocol == id;
-}
+// Which of nDPI's per-protocol state (the union ndpi_flow_struct::protos, meaningful only
+// for the dissector that ran) a flow's details come from, lowest precedence first: a flow
+// labelled with two of them (master and application) takes the later one.
+enum class Details { kNone, kBittorrent, kDhcp, kSsh, kDns, kTls };
 
-// The union ndpi_flow_struct::protos is only meaningful for the dissector that ran.
-bool UsesTlsState(const ndpi_protocol& p) {
-  return Is(p, NDPI_PROTOCOL_TLS) || Is(p, NDPI_PROTOCOL_QUIC) || Is(p, NDPI_PROTOCOL_DTLS) ||
-         Is(p, NDPI_PROTOCOL_MAIL_IMAPS) || Is(p, NDPI_PROTOCOL_MAIL_POPS) ||
-         Is(p, NDPI_PROTOCOL_MAIL_SMTPS);
+// A switch, not a chain of comparisons against both of a flow's ids: the chain's branches
+// showed in the worker's profile.
+Details DetailsOf(uint16_t id) {
+  switch (id) {
+    case NDPI_PROTOCOL_TLS:
+    case NDPI_PROTOCOL_QUIC:
+    case NDPI_PROTOCOL_DTLS:
+    case NDPI_PROTOCOL_MAIL_IMAPS:
+    case NDPI_PROTOCOL_MAIL_POPS:
+    case NDPI_PROTOCOL_MAIL_SMTPS:
+      return Details::kTls;
+    case NDPI_PROTOCOL_DNS:
+      return Details::kDns;
+    case NDPI_PROTOCOL_SSH:
+      return Details::kSsh;
+    case NDPI_PROTOCOL_DHCP:
+      return Details::kDhcp;
+    case NDPI_PROTOCOL_BITTORRENT:
+      return Details::kBittorrent;
+    default:
+      return Details::kNone;
+  }
 }
 
 // `ssl` is empty (cleared) when called.
@@ -105,15 +124,16 @@ void FillTls(const ndpi_flow_struct& flow, v1::SslInfo* ssl) {
 // strings' buffers again for every flow showed in the worker's profile.
 class DetectionParts {
  public:
-  // One kind of submessage: kept here between fills, set into the message when used.
-  template <typename M>
+  // One kind of submessage: kept here between fills, set into the message when used. The
+  // accessors are template arguments, so that their calls are direct (through member
+  // pointers held at run time, they showed in the worker's profile).
+  template <typename M, M* (v1::FlowMetadata::*Release)(),
+            void (v1::FlowMetadata::*SetAllocated)(M*)>
   class Spare {
    public:
-    Spare(M* (v1::FlowMetadata::*release)(), void (v1::FlowMetadata::*set_allocated)(M*))
-        : release_(release), set_allocated_(set_allocated) {}
     // Takes *d's submessage, if it has one, and keeps it cleared.
     void Keep(v1::FlowMetadata* d) {
-      M* released = (d->*release_)();
+      M* released = (d->*Release)();
       if (released == nullptr) return;
       released->Clear();
       kept_.reset(released);
@@ -122,13 +142,11 @@ class DetectionParts {
     M* Use(v1::FlowMetadata* d) {
       std::unique_ptr<M> message = kept_ != nullptr ? std::move(kept_) : std::make_unique<M>();
       M* in_d = message.get();
-      (d->*set_allocated_)(message.release());
+      (d->*SetAllocated)(message.release());
       return in_d;
     }
 
    private:
-    M* (v1::FlowMetadata::*release_)();
-    void (v1::FlowMetadata::*set_allocated_)(M*);
     std::unique_ptr<M> kept_;
   };
 
@@ -147,14 +165,14 @@ class DetectionParts {
   }
 
   using Metadata = v1::FlowMetadata;
-  Spare<v1::Category> category{&Metadata::release_category, &Metadata::set_allocated_category};
-  Spare<v1::SslInfo> ssl{&Metadata::release_ssl, &Metadata::set_allocated_ssl};
-  Spare<v1::HttpInfo> http{&Metadata::release_http, &Metadata::set_allocated_http};
-  Spare<v1::DhcpInfo> dhcp{&Metadata::release_dhcp, &Metadata::set_allocated_dhcp};
-  Spare<v1::SshInfo> ssh{&Metadata::release_ssh, &Metadata::set_allocated_ssh};
-  Spare<v1::DnsInfo> dns{&Metadata::release_dns, &Metadata::set_allocated_dns};
-  Spare<v1::BittorrentInfo> bt{&Metadata::release_bt, &Metadata::set_allocated_bt};
-  Spare<v1::Risks> risks{&Metadata::release_risks, &Metadata::set_allocated_risks};
+  Spare<v1::Category, &Metadata::release_category, &Metadata::set_allocated_category> category;
+  Spare<v1::SslInfo, &Metadata::release_ssl, &Metadata::set_allocated_ssl> ssl;
+  Spare<v1::HttpInfo, &Metadata::release_http, &Metadata::set_allocated_http> http;
+  Spare<v1::DhcpInfo, &Metadata::release_dhcp, &Metadata::set_allocated_dhcp> dhcp;
+  Spare<v1::SshInfo, &Metadata::release_ssh, &Metadata::set_allocated_ssh> ssh;
+  Spare<v1::DnsInfo, &Metadata::release_dns, &Metadata::set_allocated_dns> dns;
+  Spare<v1::BittorrentInfo, &Metadata::release_bt, &Metadata::set_allocated_bt> bt;
+  Spare<v1::Risks, &Metadata::release_risks, &Metadata::set_allocated_risks> risks;
 };
 
 void NdpiModule::ModuleFree::operator()(ndpi_detection_module_struct* module) const {
@@ -322,26 +340,38 @@ void FillDetection(NdpiModule& module, const ndpi_flow_struct& flow, ndpi_protoc
     category->set_protocol(defaults[protocol].protoCategory);
   }
   AssignText(flow.host_server_name, d->mutable_host_server_name());
-  if (UsesTlsState(proto)) {
-    FillTls(flow, parts.ssl.Use(d));
-  } else if (Is(proto, NDPI_PROTOCOL_DNS)) {
-    v1::DnsInfo* dns = parts.dns.Use(d);
-    dns->set_query(d->host_server_name());
-    dns->set_query_type(flow.protos.dns.query_type);
-    dns->set_reply_code(flow.protos.dns.reply_code);
-  } else if (Is(proto, NDPI_PROTOCOL_SSH)) {
-    v1::SshInfo* ssh = parts.ssh.Use(d);
-    AssignText(flow.protos.ssh.client_signature, ssh->mutable_client());
-    AssignText(flow.protos.ssh.server_signature, ssh->mutable_server());
-  } else if (Is(proto, NDPI_PROTOCOL_DHCP)) {
-    v1::DhcpInfo* dhcp = parts.dhcp.Use(d);
-    AssignText(flow.protos.dhcp.fingerprint, dhcp->mutable_fingerprint());
-    AssignText(flow.protos.dhcp.class_ident, dhcp->mutable_class_ident());
-  } else if (Is(proto, NDPI_PROTOCOL_BITTORRENT)) {
-    const auto& hash = flow.protos.bittorrent.hash;
-    if (!AllZero(hash, sizeof hash)) {
-      AssignHexLower(hash, sizeof hash, '\0', parts.bt.Use(d)->mutable_info_hash());
+  switch (std::max(DetailsOf(proto.master_protocol), DetailsOf(proto.app_protocol))) {
+    case Details::kTls:
+      FillTls(flow, parts.ssl.Use(d));
+      break;
+    case Details::kDns: {
+      v1::DnsInfo* dns = parts.dns.Use(d);
+      dns->set_query(d->host_server_name());
+      dns->set_query_type(flow.protos.dns.query_type);
+      dns->set_reply_code(flow.protos.dns.reply_code);
+      break;
     }
+    case Details::kSsh: {
+      v1::SshInfo* ssh = parts.ssh.Use(d);
+      AssignText(flow.protos.ssh.client_signature, ssh->mutable_client());
+      AssignText(flow.protos.ssh.server_signature, ssh->mutable_server());
+      break;
+    }
+    case Details::kDhcp: {
+      v1::DhcpInfo* dhcp = parts.dhcp.Use(d);
+      AssignText(flow.protos.dhcp.fingerprint, dhcp->mutable_fingerprint());
+      AssignText(flow.protos.dhcp.class_ident, dhcp->mutable_class_ident());
+      break;
+    }
+    case Details::kBittorrent: {
+      const auto& hash = flow.protos.bittorrent.hash;
+      if (!AllZero(hash, sizeof hash)) {
+        AssignHexLower(hash, sizeof hash, '\0', parts.bt.Use(d)->mutable_info_hash());
+      }
+      break;
+    }
+    case Details::kNone:
+      break;
   }
   // Only flows that have them get an http message (an empty one would still be sent).
   if (flow.http.url != nullptr || flow.http.user_agent != nullptr) {
@@ -355,8 +385,11 @@ void FillDetection(NdpiModule& module, const ndpi_flow_struct& flow, ndpi_protoc
     risks->set_ndpi_risk_score(ndpi_risk2score(flow.risk, &client, &server));
     risks->set_ndpi_risk_score_client(client);
     risks->set_ndpi_risk_score_server(server);
-    for (uint32_t bit = 1; bit < NDPI_MAX_RISK; ++bit) {
-      if ((flow.risk & (ndpi_risk{1} << bit)) != 0) risks->add_risks(bit);
+    // nDPI's risks are bits 1 to NDPI_MAX_RISK - 1 (0 is "no risk"): visit the set ones.
+    static_assert(NDPI_MAX_RISK < 64);
+    constexpr ndpi_risk kRiskBits = ((ndpi_risk{1} << NDPI_MAX_RISK) - 1) & ~ndpi_risk{1};
+    for (ndpi_risk bits = flow.risk & kRiskBits; bits != 0; bits &= bits - 1) {
+      risks->add_risks(static_cast<uint32_t>(std::countr_zero(bits)));
     }
   }
 }
