@@ -144,7 +144,8 @@ struct Handoff {
 // worker's figure is the one set against the bare loop, as a worker is what runs nDPI.
 // Both stages start by copying the packet with its addresses shifted, as the bare loop
 // does: that copy stands for the packet arriving, and the worker pays it as the bare loop
-// does (in the agent the queue's hand-off costs the worker a lock instead; not counted).
+// does (in the agent the worker takes packets off its queue instead, one lock per 64
+// packets: not counted).
 // Each round ends its flows as the agent ends a capture (flow_purge events, timed), as the
 // bare loop frees its flows each round: otherwise unfinished flows of every round would
 // stay tracked, and the worker would pay for memory the bare loop keeps reusing.

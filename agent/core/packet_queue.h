@@ -17,7 +17,7 @@ namespace flowgate::agent {
 // One packet on its way to a worker. `packet`'s pointers point into `bytes`.
 struct QueuedPacket {
   capture::DecodedPacket packet;
-  PacketFlow flow;             // as the capture thread found it (interface index 0: see Worker)
+  PacketFlow flow;             // as the capture thread found it, keyed as interface 0
   std::vector<uint8_t> bytes;  // the innermost IP packet, as nDPI wants it
   uint64_t time_us = 0;
   uint32_t wire_length = 0;
@@ -39,8 +39,8 @@ class PacketQueue {
   enum class PopResult { kPackets, kTimeout, kClosed };
   // Moves the oldest packets, as many as wait and fit, into out[0, *count) (swapping
   // buffers, so both sides keep theirs), waiting at most `timeout` for the first: one lock
-  // for all of them, where a lock per packet cost the worker more than its flow lookup.
-  // kClosed once Close() was called and the queue is empty.
+  // and one wake-up of the producers for all of them, not one per packet. kClosed once
+  // Close() was called and the queue is empty.
   PopResult Pop(std::span<QueuedPacket> out, size_t* count, std::chrono::milliseconds timeout);
 
   // No more pushes; Pop() drains what is left, then reports kClosed. Wakes blocked pushers.
