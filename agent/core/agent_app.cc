@@ -413,9 +413,8 @@ class Agent {
     // idle poll.
     constexpr uint64_t kDropSampleMs = 500;
     constexpr uint32_t kPacketsPerClockCheck = 1024;
-    capture::FragmentTracker fragments;
+    CaptureScratch scratch;
     capture::RawPacket raw;
-    capture::DecodedPacket packet;
     uint64_t first_packet_us = 0, replay_start_ms = 0;
     uint64_t backoff_ms = kMinReopenBackoffMs;
     uint64_t next_drop_sample_ms = 0;
@@ -451,7 +450,7 @@ class Agent {
         while (true) {
           Result<bool> rest = c.source->Next(&raw);
           if (!rest.ok() || !*rest) break;
-          HandleRaw(c, index, raw, &fragments, &packet);
+          HandleRaw(c, index, raw, &scratch);
         }
         SampleSourceCounters(c);  // for the final status
         return Status::Ok();
@@ -472,28 +471,40 @@ class Agent {
               std::min<uint64_t>(due - SteadyMs(), 50)));  // pacing, not synchronisation
         }
       }
-      HandleRaw(c, index, raw, &fragments, &packet);
+      HandleRaw(c, index, raw, &scratch);
     }
   }
 
+  // What a capture thread reuses from packet to packet.
+  struct CaptureScratch {
+    capture::FragmentTracker fragments;
+    capture::DecodedPacket packet;
+    QueuedPacket staged;  // filled outside the worker queue's lock, then swapped in
+  };
+
   void HandleRaw(Capture& c, uint8_t index, const capture::RawPacket& raw,
-                 capture::FragmentTracker* fragments, capture::DecodedPacket* packet) {
-    const capture::DecodeError error = capture::DecodePacket(
-        c.source->link_type(), raw.data, raw.captured_length, fragments, packet);
-    std::lock_guard lock(c.mutex);
-    ++c.packets;
-    if (error != capture::DecodeError::kNone) {
-      c.counters->Discard(raw.wire_length);
-      discarded_.fetch_add(1);
-      return;
+                 CaptureScratch* scratch) {
+    const capture::DecodedPacket& packet = scratch->packet;
+    const capture::DecodeError error =
+        capture::DecodePacket(c.source->link_type(), raw.data, raw.captured_length,
+                              &scratch->fragments, &scratch->packet);
+    {
+      std::lock_guard lock(c.mutex);
+      ++c.packets;
+      if (error != capture::DecodeError::kNone) {
+        c.counters->Discard(raw.wire_length);
+        discarded_.fetch_add(1);
+        return;
+      }
+      c.counters->Count(packet, raw.wire_length);
     }
-    c.counters->Count(*packet, raw.wire_length);
     // Keyed as interface 0: a worker keeps one flow table per interface, so the interface
     // tells no flows of one table apart (and a flow's worker need not depend on it).
-    const PacketFlow flow = PacketFlow::Of(*packet, 0);
+    const PacketFlow flow = PacketFlow::Of(packet, 0);
     Worker& worker = *workers_[flow.hash % workers_.size()];
-    if (!worker.queue().Push(*packet, flow, raw.timestamp_us, raw.wire_length, index,
-                             /*block=*/!c.live)) {
+    scratch->staged.Assign(packet, flow, raw.timestamp_us, raw.wire_length, index);
+    if (!worker.queue().Push(&scratch->staged, /*block=*/!c.live)) {
+      std::lock_guard lock(c.mutex);
       ++c.queue_dropped;
       ++c.queue_dropped_total;
     }

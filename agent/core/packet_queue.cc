@@ -6,27 +6,29 @@ namespace flowgate::agent {
 
 PacketQueue::PacketQueue(size_t capacity) : slots_(capacity) {}
 
-bool PacketQueue::Push(const capture::DecodedPacket& packet, const PacketFlow& flow,
-                       uint64_t time_us, uint32_t wire_length, uint8_t interface_index,
-                       bool block) {
+void QueuedPacket::Assign(const capture::DecodedPacket& from, const PacketFlow& from_flow,
+                          uint64_t from_time_us, uint32_t from_wire_length,
+                          uint8_t from_interface_index) {
+  bytes.assign(from.l3, from.l3 + from.l3_length);
+  packet = from;
+  packet.l3 = bytes.data();
+  if (from.l4_payload != nullptr) packet.l4_payload = bytes.data() + (from.l4_payload - from.l3);
+  flow = from_flow;
+  time_us = from_time_us;
+  wire_length = from_wire_length;
+  interface_index = from_interface_index;
+}
+
+bool PacketQueue::Push(QueuedPacket* item, bool block) {
   std::unique_lock lock(mutex_);
   if (block) not_full_.wait(lock, [&] { return closed_ || size_ < slots_.size(); });
   if (closed_ || size_ == slots_.size()) return false;
-  QueuedPacket& slot = slots_[(head_ + size_) % slots_.size()];
-  slot.bytes.assign(packet.l3, packet.l3 + packet.l3_length);
-  slot.packet = packet;
-  // Re-point the decoded fields at the copy: the capture's frame buffer is reused.
-  slot.packet.l3 = slot.bytes.data();
-  if (packet.l4_payload != nullptr) {
-    slot.packet.l4_payload = slot.bytes.data() + (packet.l4_payload - packet.l3);
-  }
-  slot.flow = flow;
-  slot.time_us = time_us;
-  slot.wire_length = wire_length;
-  slot.interface_index = interface_index;
-  ++size_;
+  std::swap(*item, slots_[(head_ + size_) % slots_.size()]);
+  const bool was_empty = size_++ == 0;
   lock.unlock();
-  not_empty_.notify_one();
+  // The consumer waits only for an empty queue: waking it for every packet cost a system
+  // call per packet while it was busy anyway.
+  if (was_empty) not_empty_.notify_one();
   return true;
 }
 
@@ -38,13 +40,15 @@ PacketQueue::PopResult PacketQueue::Pop(std::span<QueuedPacket> out, size_t* cou
     return PopResult::kTimeout;
   }
   if (size_ == 0) return PopResult::kClosed;
+  const bool was_full = size_ == slots_.size();
   while (*count < out.size() && size_ > 0) {
     std::swap(out[(*count)++], slots_[head_]);
     head_ = (head_ + 1) % slots_.size();
     --size_;
   }
   lock.unlock();
-  not_full_.notify_all();  // room for as many pushers as packets taken
+  // Producers wait only for a full queue; room for as many of them as packets were taken.
+  if (was_full) not_full_.notify_all();
   return PopResult::kPackets;
 }
 

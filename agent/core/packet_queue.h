@@ -22,6 +22,11 @@ struct QueuedPacket {
   uint64_t time_us = 0;
   uint32_t wire_length = 0;
   uint8_t interface_index = 0;
+
+  // Copies `from`'s IP packet into `bytes` (reusing its buffer) and points the decoded
+  // fields at the copy: the capture's frame buffer is reused for the next frame.
+  void Assign(const capture::DecodedPacket& from, const PacketFlow& from_flow,
+              uint64_t from_time_us, uint32_t from_wire_length, uint8_t from_interface_index);
 };
 
 // Many producers (capture threads), one consumer (the worker). Thread-safe.
@@ -30,11 +35,12 @@ class PacketQueue {
   // REQUIRED: capacity > 0.
   explicit PacketQueue(size_t capacity);
 
-  // Copies `packet` in. When the queue is full, waits for room if `block` (capture files:
-  // nothing is lost by waiting) or returns false (live capture: the caller counts a drop).
-  // Returns false after Close().
-  bool Push(const capture::DecodedPacket& packet, const PacketFlow& flow, uint64_t time_us,
-            uint32_t wire_length, uint8_t interface_index, bool block);
+  // Moves *item in by swapping it with a free slot, so that *item gets that slot's old
+  // buffers to fill next: the copying (QueuedPacket::Assign) happens outside the lock. When
+  // the queue is full, waits for room if `block` (capture files: nothing is lost by
+  // waiting) or returns false (live capture: the caller counts a drop). Returns false
+  // after Close().
+  bool Push(QueuedPacket* item, bool block);
 
   enum class PopResult { kPackets, kTimeout, kClosed };
   // Moves the oldest packets, as many as wait and fit, into out[0, *count) (swapping

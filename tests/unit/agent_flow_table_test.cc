@@ -99,8 +99,10 @@ capture::DecodedPacket Decode(const Bytes& frame) {
 // Hands `frame` to `worker` as a capture thread does: decoded, with its flow worked out.
 bool PushFrame(Worker& worker, const Bytes& frame, uint64_t time_us, uint8_t interface_index) {
   const capture::DecodedPacket packet = Decode(frame);
-  return worker.queue().Push(packet, PacketFlow::Of(packet, 0), time_us,
-                             static_cast<uint32_t>(frame.size()), interface_index, /*block=*/true);
+  QueuedPacket item;
+  item.Assign(packet, PacketFlow::Of(packet, 0), time_us, static_cast<uint32_t>(frame.size()),
+              interface_index);
+  return worker.queue().Push(&item, /*block=*/true);
 }
 
 // Feeds every packet of a reference capture to `table`, then ends its flows (terminated).

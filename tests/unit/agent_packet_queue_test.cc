@@ -24,6 +24,15 @@ capture::DecodedPacket PacketOver(std::vector<uint8_t>& bytes) {
   return packet;
 }
 
+// Pushes a copy of `packet` as a capture thread does: copied into an item of its own, then
+// swapped into the queue.
+bool PushCopy(PacketQueue& queue, const capture::DecodedPacket& packet, const PacketFlow& flow,
+              uint64_t time_us, uint32_t wire_length, uint8_t interface_index, bool block) {
+  QueuedPacket item;
+  item.Assign(packet, flow, time_us, wire_length, interface_index);
+  return queue.Push(&item, block);
+}
+
 // Pops into a batch of one.
 PacketQueue::PopResult PopOne(PacketQueue& queue, QueuedPacket* out, milliseconds timeout) {
   size_t count = 0;
@@ -38,9 +47,9 @@ TEST(PacketQueueTest, CopiesPacketsAndHandsThemOutInOrder) {
   PacketFlow flow;
   flow.hash = 0x1234;  // the worker's table takes the capture thread's flow as it is
   flow.sender_is_lower = false;
-  ASSERT_TRUE(queue.Push(PacketOver(frame), flow, 10, 60, 0, /*block=*/false));
+  ASSERT_TRUE(PushCopy(queue, PacketOver(frame), flow, 10, 60, 0, /*block=*/false));
   frame = {5, 6, 7, 8};  // the capture reuses its buffer: the queued copy must not change
-  ASSERT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 20, 70, 1, /*block=*/false));
+  ASSERT_TRUE(PushCopy(queue, PacketOver(frame), PacketFlow{}, 20, 70, 1, /*block=*/false));
 
   QueuedPacket out;
   ASSERT_EQ(PopOne(queue, &out, milliseconds(0)), PacketQueue::PopResult::kPackets);
@@ -62,25 +71,25 @@ TEST(PacketQueueTest, FullQueueRefusesNonBlockingPushesUntilThereIsRoom) {
   std::vector<uint8_t> frame = {1, 2, 3};
   int refused = 0;
   for (int i = 0; i < 5; ++i)
-    refused += !queue.Push(PacketOver(frame), PacketFlow{}, i, 3, 0, false);
+    refused += !PushCopy(queue, PacketOver(frame), PacketFlow{}, i, 3, 0, false);
   EXPECT_EQ(refused, 3) << "a capacity of 2 takes 2 of 5; the caller counts 3 drops";
 
   QueuedPacket out;
   ASSERT_EQ(PopOne(queue, &out, milliseconds(0)), PacketQueue::PopResult::kPackets);
   EXPECT_EQ(out.time_us, 0u) << "the oldest packets are kept, the newest refused";
-  EXPECT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 9, 3, 0, false))
+  EXPECT_TRUE(PushCopy(queue, PacketOver(frame), PacketFlow{}, 9, 3, 0, false))
       << "room again after a pop";
 }
 
 TEST(PacketQueueTest, BlockingPushWaitsForTheConsumer) {
   PacketQueue queue(1);
   std::vector<uint8_t> frame = {1};
-  ASSERT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 1, 1, 0, false));
+  ASSERT_TRUE(PushCopy(queue, PacketOver(frame), PacketFlow{}, 1, 1, 0, false));
   bool pushed = false;
   std::thread producer([&] {
     std::vector<uint8_t> second = {2};
-    pushed =
-        queue.Push(PacketOver(second), PacketFlow{}, 2, 1, 0, /*block=*/true);  // waits for room
+    pushed = PushCopy(queue, PacketOver(second), PacketFlow{}, 2, 1, 0,
+                      /*block=*/true);  // waits for room
   });
   QueuedPacket out;
   ASSERT_EQ(PopOne(queue, &out, milliseconds(5'000)), PacketQueue::PopResult::kPackets);
@@ -95,13 +104,13 @@ TEST(PacketQueueTest, BlockingPushWaitsForTheConsumer) {
 TEST(PacketQueueTest, PopTakesWhatWaitsUpToTheBatchAndMakesRoomForEveryBlockedProducer) {
   PacketQueue queue(2);
   std::vector<uint8_t> frame = {1};
-  ASSERT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 1, 1, 0, false));
-  ASSERT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 2, 1, 0, false));
+  ASSERT_TRUE(PushCopy(queue, PacketOver(frame), PacketFlow{}, 1, 1, 0, false));
+  ASSERT_TRUE(PushCopy(queue, PacketOver(frame), PacketFlow{}, 2, 1, 0, false));
   // Two producers wait on the full queue; one pop of two must let both in.
   std::thread third(
-      [&] { EXPECT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 3, 1, 0, true)); });
+      [&] { EXPECT_TRUE(PushCopy(queue, PacketOver(frame), PacketFlow{}, 3, 1, 0, true)); });
   std::thread fourth(
-      [&] { EXPECT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 4, 1, 0, true)); });
+      [&] { EXPECT_TRUE(PushCopy(queue, PacketOver(frame), PacketFlow{}, 4, 1, 0, true)); });
 
   std::vector<QueuedPacket> batch(3);
   size_t count = 0;
@@ -122,14 +131,14 @@ TEST(PacketQueueTest, PopTakesWhatWaitsUpToTheBatchAndMakesRoomForEveryBlockedPr
 TEST(PacketQueueTest, CloseDrainsThenReportsClosedAndWakesBlockedProducers) {
   PacketQueue queue(1);
   std::vector<uint8_t> frame = {1};
-  ASSERT_TRUE(queue.Push(PacketOver(frame), PacketFlow{}, 1, 1, 0, false));
+  ASSERT_TRUE(PushCopy(queue, PacketOver(frame), PacketFlow{}, 1, 1, 0, false));
   bool pushed = true;
   std::thread producer(
-      [&] { pushed = queue.Push(PacketOver(frame), PacketFlow{}, 2, 1, 0, true); });
+      [&] { pushed = PushCopy(queue, PacketOver(frame), PacketFlow{}, 2, 1, 0, true); });
   queue.Close();
   producer.join();
   EXPECT_FALSE(pushed) << "a producer blocked on a full queue gives up when it closes";
-  EXPECT_FALSE(queue.Push(PacketOver(frame), PacketFlow{}, 3, 1, 0, false));
+  EXPECT_FALSE(PushCopy(queue, PacketOver(frame), PacketFlow{}, 3, 1, 0, false));
 
   QueuedPacket out;
   ASSERT_EQ(PopOne(queue, &out, milliseconds(5'000)), PacketQueue::PopResult::kPackets);
