@@ -26,8 +26,8 @@ bool PacketQueue::Push(QueuedPacket* item, bool block) {
   std::swap(*item, slots_[(head_ + size_) % slots_.size()]);
   const bool was_empty = size_++ == 0;
   lock.unlock();
-  // The consumer waits only for an empty queue: waking it for every packet cost a system
-  // call per packet while it was busy anyway.
+  // The consumer waits only while the queue is empty: only the push that ends that can
+  // have it to wake.
   if (was_empty) not_empty_.notify_one();
   return true;
 }
