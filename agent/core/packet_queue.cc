@@ -24,11 +24,9 @@ bool PacketQueue::Push(QueuedPacket* item, bool block) {
   if (block) not_full_.wait(lock, [&] { return closed_ || size_ < slots_.size(); });
   if (closed_ || size_ == slots_.size()) return false;
   std::swap(*item, slots_[(head_ + size_) % slots_.size()]);
-  const bool was_empty = size_++ == 0;
+  ++size_;
   lock.unlock();
-  // The consumer waits only while the queue is empty: only the push that ends that can
-  // have it to wake.
-  if (was_empty) not_empty_.notify_one();
+  not_empty_.notify_one();
   return true;
 }
 
@@ -40,15 +38,13 @@ PacketQueue::PopResult PacketQueue::Pop(std::span<QueuedPacket> out, size_t* cou
     return PopResult::kTimeout;
   }
   if (size_ == 0) return PopResult::kClosed;
-  const bool was_full = size_ == slots_.size();
   while (*count < out.size() && size_ > 0) {
     std::swap(out[(*count)++], slots_[head_]);
     head_ = (head_ + 1) % slots_.size();
     --size_;
   }
   lock.unlock();
-  // Producers wait only for a full queue; room for as many of them as packets were taken.
-  if (was_full) not_full_.notify_all();
+  not_full_.notify_all();  // room for as many pushers as packets taken
   return PopResult::kPackets;
 }
 
