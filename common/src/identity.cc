@@ -72,12 +72,6 @@ void FillProcessStatus(const ProcessUsage& now, const ProcessUsage& previous, in
   status->set_maxrss_kb_prev(previous.maxrss_kb);
 }
 
-std::string HexLower(const uint8_t* bytes, size_t length) {
-  std::string out;
-  AssignHexLower(bytes, length, '\0', &out);
-  return out;
-}
-
 namespace {
 
 // Two digits per byte from one table: the agent writes a digest and two MACs into every

@@ -19,9 +19,12 @@ TEST(IdentityTest, UuidsAreVersion4AndDistinct) {
 
 TEST(IdentityTest, HexLowerWithAndWithoutSeparator) {
   const uint8_t bytes[] = {0x00, 0x1b, 0xa0, 0xff, 0x7e, 0x09};
-  EXPECT_EQ(HexLower(bytes, sizeof bytes), "001ba0ff7e09");
-  EXPECT_EQ(HexLower(bytes, 0), "");
   std::string text = "a longer text the buffer had before";
+  AssignHexLower(bytes, sizeof bytes, '\0', &text);
+  EXPECT_EQ(text, "001ba0ff7e09");
+  AssignHexLower(bytes, 0, '\0', &text);
+  EXPECT_EQ(text, "");
+  text = "a longer text the buffer had before";
   AssignHexLower(bytes, sizeof bytes, ':', &text);
   EXPECT_EQ(text, "00:1b:a0:ff:7e:09");
   AssignHexLower(bytes, 1, ':', &text);

@@ -31,10 +31,9 @@ ProcessUsage CurrentProcessUsage();
 void FillProcessStatus(const ProcessUsage& now, const ProcessUsage& previous, int64_t timestamp_s,
                        uint32_t update_interval_s, uint64_t uptime_s, v1::AgentStatus* status);
 
-// Lower-case hex text of `length` bytes.
-std::string HexLower(const uint8_t* bytes, size_t length);
-// The same into *out, replacing its text but keeping its buffer (for per-event paths);
-// `separator` ('\0': none) goes between bytes, as ':' in MAC addresses.
+// Lower-case hex text of `length` bytes into *out, replacing its text but keeping its
+// buffer (for per-event paths); `separator` ('\0': none) goes between bytes, as ':' in MAC
+// addresses.
 void AssignHexLower(const uint8_t* bytes, size_t length, char separator, std::string* out);
 // The same, without separators, into text[0, 2 * length) (no terminating NUL).
 void WriteHexLower(const uint8_t* bytes, size_t length, char* text);
